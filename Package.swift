@@ -1,0 +1,82 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+// The engine (Tensors … Training) builds with optimizations even in debug builds: its kernels
+// run in tight loops, and the tests train real models.
+let engineSettings: [SwiftSetting] = [
+    .unsafeFlags(["-O"], .when(configuration: .debug)),
+]
+
+let package = Package(
+    name: "descent",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "descent", targets: ["descent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: engineSettings),
+        .target(name: "Datasets", dependencies: ["Tensors"], swiftSettings: engineSettings),
+        .target(name: "NeuralNetwork", dependencies: ["Tensors"], swiftSettings: engineSettings),
+        .target(name: "Optimizers", dependencies: ["Tensors"], swiftSettings: engineSettings),
+        .target(
+            name: "Training",
+            dependencies: ["Tensors", "Datasets", "NeuralNetwork", "Optimizers"],
+            swiftSettings: engineSettings
+        ),
+        .target(
+            name: "JobStore",
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            resources: [.copy("Migrations")]
+        ),
+        .target(
+            name: "Workers",
+            dependencies: [
+                "JobStore", "Training", "Datasets", "NeuralNetwork", "Tensors",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .target(
+            name: "Server",
+            dependencies: [
+                "JobStore", "Workers", "Training", "Datasets", "NeuralNetwork",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            resources: [.copy("Public")]
+        ),
+        .executableTarget(
+            name: "descent",
+            dependencies: [
+                "Server", "Training", "NeuralNetwork", "Datasets", "Tensors", "Optimizers",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensors"]),
+        .testTarget(name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "Tensors"]),
+        .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "Tensors"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "NeuralNetwork", "Tensors"]),
+        .testTarget(name: "JobStoreTests", dependencies: ["JobStore"]),
+        .testTarget(
+            name: "ServerTests",
+            dependencies: [
+                "Server", "JobStore", "NeuralNetwork", "Tensors",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
+    ]
+)
