@@ -3,8 +3,10 @@ import PackageDescription
 
 // The engine (Tensors … Training) builds with optimizations even in debug builds: its kernels
 // run in tight loops, and the tests train real models.
+// -fno-math-errno lets sqrtf and friends vectorize instead of going through errno-setting calls.
 let engineSettings: [SwiftSetting] = [
     .unsafeFlags(["-O"], .when(configuration: .debug)),
+    .unsafeFlags(["-Xcc", "-fno-math-errno"]),
 ]
 
 let package = Package(
@@ -20,6 +22,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
@@ -53,6 +57,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             resources: [.copy("Public")]
         ),
@@ -64,10 +70,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Reads shared/reference/ (or DESCENT_REFERENCE_DIR) for the engine's tests.
+        .target(name: "ReferenceFixtures", path: "Tests/ReferenceFixtures"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensors"]),
-        .testTarget(name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "Tensors"]),
-        .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "Tensors"]),
+        .testTarget(name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "Tensors", "ReferenceFixtures"]),
+        .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "Tensors", "ReferenceFixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "NeuralNetwork", "Tensors"]),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore"]),
         .testTarget(

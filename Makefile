@@ -1,0 +1,35 @@
+# The two commands of the README: `make serve` and `make test`. Both install the system
+# libraries they need (Debian/Ubuntu) first, so a fresh machine needs nothing else.
+SHELL := /bin/bash
+SYSTEM_PACKAGES := libopenblas-dev libsqlite3-dev libcurl4-openssl-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+HOST ?= 127.0.0.1
+PORT ?= 8080
+DATA_DIR ?= ./data
+WORKERS ?= 1
+
+.PHONY: deps build serve test bench clean
+
+deps:
+	@missing=""; for package in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	swift build -c release --product descent
+
+serve: build
+	.build/release/descent serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --workers $(WORKERS)
+
+test: deps
+	swift test
+
+bench: build
+	.build/release/descent bench mlp
+
+clean:
+	rm -rf .build

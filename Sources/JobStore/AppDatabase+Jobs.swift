@@ -1,0 +1,226 @@
+import Foundation
+import GRDB
+
+// Every state change is one write transaction. GRDB begins write transactions IMMEDIATE, so
+// the check-then-change sequences below cannot interleave with another writer, in this
+// process or another one.
+
+extension AppDatabase: JobRepository {
+    public func createJob(_ new: NewJob) throws -> (job: JobRecord, created: Bool) {
+        try writer.write { db in
+            // A retried POST finds the first job here (the UNIQUE column is the last line of defense).
+            if let key = new.idempotencyKey,
+               let existing = try JobRecord.fetchOne(db, key: ["idempotency_key": key]) {
+                return (existing, false)
+            }
+            let job = JobRecord(
+                id: makeIdentifier(prefix: "job_"), name: new.name, priority: new.priority,
+                datasetId: new.datasetId, spec: new.spec, maxAttempts: new.maxAttempts,
+                epochs: new.epochs, idempotencyKey: new.idempotencyKey, createdAt: Date()
+            )
+            return (try job.insertAndFetch(db), true)
+        }
+    }
+
+    public func job(id: String) throws -> JobRecord? {
+        try writer.read { db in try JobRecord.fetchOne(db, key: id) }
+    }
+
+    public func listJobs(status: JobStatus?, limit: Int, cursor: String?) throws -> (jobs: [JobRecord], nextCursor: String?) {
+        let limit = max(limit, 1)
+        var request = JobRecord.order(Column("created_at").desc, Column("id").desc)
+        if let status {
+            request = request.filter(Column("status") == status.rawValue)
+        }
+        if let cursor {
+            let after = try ListCursor(decoding: cursor)
+            request = request.filter(sql: "(created_at, id) < (?, ?)", arguments: [after.createdAt, after.id])
+        }
+        // One row more than asked tells whether there is a next page.
+        let rows = try writer.read { db in try Row.fetchAll(db, request.limit(limit + 1)) }
+        let page = rows.prefix(limit)
+        let jobs = try page.map(JobRecord.init(row:))
+        let nextCursor = rows.count > limit ? page.last.map { ListCursor(after: $0).encoded } : nil
+        return (jobs, nextCursor)
+    }
+
+    /// The next job to run. Kept apart so the tests can check that `jobs_queue` serves it.
+    static let nextQueuedJobSQL = """
+        SELECT id FROM jobs WHERE status = 'queued' ORDER BY priority DESC, created_at, rowid LIMIT 1
+        """
+
+    public func claimNextJob() throws -> JobRecord? {
+        try writer.write { db in
+            try JobRecord.fetchOne(db, sql: """
+                UPDATE jobs
+                SET status = 'running', started_at = ?, attempt = attempt + 1,
+                    finished_at = NULL, error_code = NULL, error_message = NULL
+                WHERE id = (\(Self.nextQueuedJobSQL))
+                RETURNING *
+                """, arguments: [Date()])
+        }
+    }
+
+    public func recordEpoch(_ row: MetricsRow, progress: Double, latest: String) throws {
+        try writer.write { db in
+            try db.execute(
+                sql: "UPDATE jobs SET epoch = ?, progress = ?, latest = ? WHERE id = ? AND status = 'running'",
+                arguments: [row.epoch, progress, latest, row.jobId])
+            guard db.changesCount == 1 else {
+                throw JobStoreError.wrongState("job \(row.jobId) is not running")
+            }
+            // A job resumed from a checkpoint or retried runs epochs again: the new row replaces
+            // the old one, and rows of later epochs from the earlier attempt are stale.
+            try MetricsRow
+                .filter(Column("job_id") == row.jobId && Column("epoch") > row.epoch)
+                .deleteAll(db)
+            try row.upsert(db)
+        }
+    }
+
+    public func metrics(jobId: String) throws -> [MetricsRow] {
+        try writer.read { db in
+            try MetricsRow.filter(Column("job_id") == jobId).order(Column("epoch")).fetchAll(db)
+        }
+    }
+
+    public func finishJob(
+        id: String, status: JobStatus, errorCode: String?, errorMessage: String?,
+        result: String?, bestEpoch: Int?, stoppedEarly: Bool
+    ) throws {
+        guard status.isFinished else {
+            throw JobStoreError.wrongState("\(status.rawValue) is not a final status")
+        }
+        try writer.write { db in
+            // A job that succeeds is complete even if it stopped early.
+            try db.execute(sql: """
+                UPDATE jobs
+                SET status = :status, finished_at = :now, error_code = :errorCode,
+                    error_message = :errorMessage, result = :result, best_epoch = :bestEpoch,
+                    stopped_early = :stoppedEarly,
+                    progress = CASE WHEN :status = 'succeeded' THEN 1 ELSE progress END
+                WHERE id = :id AND status = 'running'
+                """, arguments: [
+                    "status": status.rawValue, "now": Date(), "errorCode": errorCode,
+                    "errorMessage": errorMessage, "result": result, "bestEpoch": bestEpoch,
+                    "stoppedEarly": stoppedEarly, "id": id,
+                ])
+            guard db.changesCount == 1 else {
+                throw JobStoreError.wrongState("job \(id) is not running")
+            }
+        }
+    }
+
+    public func requestCancel(id: String) throws -> JobRecord? {
+        try writer.write { db in
+            guard var job = try JobRecord.fetchOne(db, key: id) else { return nil }
+            switch job.status {
+            case .queued:
+                job.status = .cancelled
+                job.finishedAt = Date()
+            case .running:
+                job.cancelRequested = true  // the trainer checks it between batches
+            case .succeeded, .failed, .cancelled:
+                return job
+            }
+            return try job.updateAndFetch(db)
+        }
+    }
+
+    public func isCancelRequested(id: String) throws -> Bool {
+        try writer.read { db in
+            try Bool.fetchOne(db, sql: "SELECT cancel_requested FROM jobs WHERE id = ?", arguments: [id]) ?? false
+        }
+    }
+
+    public func requeueInterruptedJobs() throws -> Int {
+        try writer.write { db in
+            // Their cancel request can no longer reach a trainer: honor it now.
+            try db.execute(
+                sql: "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE status = 'running' AND cancel_requested",
+                arguments: [Date()])
+            try db.execute(sql: "UPDATE jobs SET status = 'queued' WHERE status = 'running'")
+            return db.changesCount
+        }
+    }
+
+    public func requeueJob(id: String) throws {
+        try writer.write { db in
+            // A cancel request that arrived during the failed attempt wins over a retry.
+            try db.execute(sql: """
+                UPDATE jobs
+                SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
+                    finished_at = CASE WHEN cancel_requested THEN :now END
+                WHERE id = :id AND status = 'running'
+                """, arguments: ["now": Date(), "id": id])
+            guard db.changesCount == 1 else {
+                throw JobStoreError.wrongState("job \(id) is not running")
+            }
+        }
+    }
+
+    public func deleteJob(id: String) throws -> Bool {
+        try writer.write { db in
+            guard let job = try JobRecord.fetchOne(db, key: id) else { return false }
+            guard job.status.isFinished else {
+                throw JobStoreError.wrongState("job \(id) is \(job.status.rawValue)")
+            }
+            return try JobRecord.deleteOne(db, key: id)  // metrics go too: ON DELETE CASCADE
+        }
+    }
+
+    public func countJobsByStatus() throws -> [JobStatus: Int] {
+        let rows = try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT status, COUNT(*) AS count FROM jobs GROUP BY status")
+        }
+        var counts = Dictionary(uniqueKeysWithValues: JobStatus.allCases.map { ($0, 0) })
+        for row in rows {
+            if let status = JobStatus(rawValue: row["status"]) {
+                counts[status] = row["count"]
+            }
+        }
+        return counts
+    }
+
+    public func activeJobCount(datasetId: String) throws -> Int {
+        try writer.read { db in try Self.activeJobCount(db, datasetId: datasetId) }
+    }
+
+    static func activeJobCount(_ db: Database, datasetId: String) throws -> Int {
+        try Int.fetchOne(
+            db, sql: "SELECT COUNT(*) FROM jobs WHERE dataset_id = ? AND status IN ('queued', 'running')",
+            arguments: [datasetId]) ?? 0
+    }
+}
+
+/// Where the next page starts: just after this (created_at, id), the list's sort key.
+/// `created_at` is kept as stored so the comparison is exact. Base64url: it goes in a query string.
+private struct ListCursor {
+    var createdAt: String
+    var id: String
+
+    init(after row: Row) {
+        createdAt = row["created_at"]
+        id = row["id"]
+    }
+
+    init(decoding text: String) throws {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64),
+              let parts = String(data: data, encoding: .utf8)?.split(separator: "|", omittingEmptySubsequences: false),
+              parts.count == 2
+        else {
+            throw JobStoreError.invalidCursor(text)
+        }
+        createdAt = String(parts[0])
+        id = String(parts[1])
+    }
+
+    var encoded: String {
+        Data("\(createdAt)|\(id)".utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}

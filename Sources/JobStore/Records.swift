@@ -1,0 +1,223 @@
+import Foundation
+import GRDB
+
+// Plain Codable records. Swift names are camelCase; the coding strategies map them to the
+// snake_case columns of migrations/. Array properties are stored as JSON text by GRDB.
+// Dates are stored to the millisecond, so records returned by the store are re-read from
+// the database rather than echoed back.
+
+public enum JobStatus: String, Codable, Sendable, CaseIterable {
+    case queued, running, succeeded, failed, cancelled
+
+    /// Whether the job reached a final state.
+    public var isFinished: Bool {
+        switch self {
+        case .queued, .running: false
+        case .succeeded, .failed, .cancelled: true
+        }
+    }
+}
+
+public struct JobRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String?
+    public var status: JobStatus
+    public var priority: Int
+    /// A dataset id (`ds_…`) or a built-in generator (`builtin:spirals`).
+    public var datasetId: String
+    /// JSON text of the full spec, defaults filled in.
+    public var spec: String
+    /// Starts at 0; each claim adds one.
+    public var attempt: Int
+    public var maxAttempts: Int
+    /// Epochs finished.
+    public var epoch: Int
+    /// Epochs planned.
+    public var epochs: Int
+    /// 0…1.
+    public var progress: Double
+    /// JSON text of the latest metrics.
+    public var latest: String?
+    public var bestEpoch: Int?
+    public var stoppedEarly: Bool
+    public var errorCode: String?
+    public var errorMessage: String?
+    /// JSON text of the result.
+    public var result: String?
+    public var cancelRequested: Bool
+    public var idempotencyKey: String?
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+
+    public init(
+        id: String, name: String? = nil, status: JobStatus = .queued, priority: Int = 0,
+        datasetId: String, spec: String, attempt: Int = 0, maxAttempts: Int = 3,
+        epoch: Int = 0, epochs: Int, progress: Double = 0, latest: String? = nil,
+        bestEpoch: Int? = nil, stoppedEarly: Bool = false,
+        errorCode: String? = nil, errorMessage: String? = nil, result: String? = nil,
+        cancelRequested: Bool = false, idempotencyKey: String? = nil,
+        createdAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil
+    ) {
+        self.id = id
+        self.name = name
+        self.status = status
+        self.priority = priority
+        self.datasetId = datasetId
+        self.spec = spec
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.epoch = epoch
+        self.epochs = epochs
+        self.progress = progress
+        self.latest = latest
+        self.bestEpoch = bestEpoch
+        self.stoppedEarly = stoppedEarly
+        self.errorCode = errorCode
+        self.errorMessage = errorMessage
+        self.result = result
+        self.cancelRequested = cancelRequested
+        self.idempotencyKey = idempotencyKey
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+    }
+}
+
+/// What a client asks for; the store fills in the id, status and timestamps.
+public struct NewJob: Sendable {
+    public var name: String?
+    public var priority: Int
+    public var datasetId: String
+    /// JSON text of the full spec, defaults filled in.
+    public var spec: String
+    public var epochs: Int
+    public var maxAttempts: Int
+    public var idempotencyKey: String?
+
+    public init(
+        name: String? = nil, priority: Int = 0, datasetId: String, spec: String,
+        epochs: Int, maxAttempts: Int = 3, idempotencyKey: String? = nil
+    ) {
+        self.name = name
+        self.priority = priority
+        self.datasetId = datasetId
+        self.spec = spec
+        self.epochs = epochs
+        self.maxAttempts = maxAttempts
+        self.idempotencyKey = idempotencyKey
+    }
+}
+
+/// One row per finished epoch of a job.
+public struct MetricsRow: Codable, Sendable, Equatable {
+    public var jobId: String
+    /// 1-based.
+    public var epoch: Int
+    public var trainLoss: Double
+    public var trainAccuracy: Double?
+    public var valLoss: Double?
+    public var valAccuracy: Double?
+    public var lr: Double
+    public var gradNorm: Double
+    public var penalty: Double
+    /// Fraction of weights exactly 0.
+    public var sparsity: Double
+    public var seconds: Double
+    public var samplesPerSecond: Double
+
+    public init(
+        jobId: String, epoch: Int, trainLoss: Double, trainAccuracy: Double? = nil,
+        valLoss: Double? = nil, valAccuracy: Double? = nil, lr: Double, gradNorm: Double,
+        penalty: Double = 0, sparsity: Double = 0, seconds: Double, samplesPerSecond: Double
+    ) {
+        self.jobId = jobId
+        self.epoch = epoch
+        self.trainLoss = trainLoss
+        self.trainAccuracy = trainAccuracy
+        self.valLoss = valLoss
+        self.valAccuracy = valAccuracy
+        self.lr = lr
+        self.gradNorm = gradNorm
+        self.penalty = penalty
+        self.sparsity = sparsity
+        self.seconds = seconds
+        self.samplesPerSecond = samplesPerSecond
+    }
+}
+
+public struct DatasetRecord: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    /// "csv", "idx" or "npy".
+    public var format: String
+    public var rows: Int
+    public var features: Int
+    public var featureNames: [String]
+    public var target: String?
+    /// "classification" or "regression".
+    public var task: String
+    public var classes: [String]?
+    public var shape: [Int]
+    public var bytes: Int
+    /// Relative to the data folder's `datasets/`.
+    public var fileName: String
+    public var createdAt: Date
+
+    public init(
+        id: String, name: String, format: String, rows: Int, features: Int,
+        featureNames: [String], target: String?, task: String, classes: [String]?,
+        shape: [Int], bytes: Int, fileName: String, createdAt: Date
+    ) {
+        self.id = id
+        self.name = name
+        self.format = format
+        self.rows = rows
+        self.features = features
+        self.featureNames = featureNames
+        self.target = target
+        self.task = task
+        self.classes = classes
+        self.shape = shape
+        self.bytes = bytes
+        self.fileName = fileName
+        self.createdAt = createdAt
+    }
+}
+
+public enum JobStoreError: Error, Equatable {
+    /// The job is not in a state that allows the operation (HTTP 409).
+    case wrongState(String)
+    /// A queued or running job uses the dataset (HTTP 409).
+    case datasetInUse(String)
+    /// A list cursor that this store did not produce (HTTP 400).
+    case invalidCursor(String)
+    /// The Migrations resource folder is missing or empty: a packaging error.
+    case migrationsNotFound(String)
+}
+
+/// `prefix` followed by 20 random lowercase letters and digits, e.g. `job_4k2…`.
+public func makeIdentifier(prefix: String) -> String {
+    let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+    return prefix + String((0..<20).map { _ in alphabet.randomElement()! })
+}
+
+// MARK: - GRDB
+
+extension JobRecord: FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "jobs"
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+}
+
+extension MetricsRow: FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "metrics"
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+}
+
+extension DatasetRecord: FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "datasets"
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+}

@@ -1,0 +1,52 @@
+// The stores the server and the workers depend on. `AppDatabase` is the real implementation.
+// Methods are synchronous: callers are both async handlers and Dispatch worker threads.
+
+public protocol JobRepository: Sendable {
+    /// Inserts a queued job. With an idempotency key that already exists, returns the existing
+    /// job and `created == false`.
+    func createJob(_ job: NewJob) throws -> (job: JobRecord, created: Bool)
+    func job(id: String) throws -> JobRecord?
+    /// Newest first. `cursor` is the opaque `nextCursor` of the previous page; `nextCursor` is
+    /// nil at the end. `status` nil lists all jobs.
+    func listJobs(status: JobStatus?, limit: Int, cursor: String?) throws -> (jobs: [JobRecord], nextCursor: String?)
+    /// In one write transaction: takes the queued job with the highest priority, then the oldest,
+    /// marks it running, sets `startedAt`, adds one to `attempt`. Nil when the queue is empty.
+    /// Safe to call from several threads and processes: a job is handed out once.
+    func claimNextJob() throws -> JobRecord?
+    /// In one transaction: stores the metrics row of a running job and updates its epoch,
+    /// progress and latest metrics (JSON text).
+    func recordEpoch(_ row: MetricsRow, progress: Double, latest: String) throws
+    /// Ordered by epoch.
+    func metrics(jobId: String) throws -> [MetricsRow]
+    /// Marks a running job finished (`succeeded`, `failed` or `cancelled`).
+    func finishJob(
+        id: String, status: JobStatus, errorCode: String?, errorMessage: String?,
+        result: String?, bestEpoch: Int?, stoppedEarly: Bool
+    ) throws
+    /// A queued job is cancelled at once; a running one gets `cancelRequested`; a finished one is
+    /// unchanged. Returns the job after the change, nil if unknown.
+    func requestCancel(id: String) throws -> JobRecord?
+    func isCancelRequested(id: String) throws -> Bool
+    /// At start-up: every running job goes back to the queue, except those with a cancel request,
+    /// which become cancelled. Returns how many were requeued.
+    func requeueInterruptedJobs() throws -> Int
+    /// Puts a running job back in the queue (an attempt failed with attempts left).
+    func requeueJob(id: String) throws
+    /// Deletes a finished job and its metrics. False if unknown; `JobStoreError.wrongState` if
+    /// the job is not finished.
+    func deleteJob(id: String) throws -> Bool
+    /// Every status, with 0 for those that have no job.
+    func countJobsByStatus() throws -> [JobStatus: Int]
+    /// Number of queued or running jobs that use the dataset.
+    func activeJobCount(datasetId: String) throws -> Int
+}
+
+public protocol DatasetRepository: Sendable {
+    func insertDataset(_ record: DatasetRecord) throws
+    func dataset(id: String) throws -> DatasetRecord?
+    /// Newest first.
+    func listDatasets() throws -> [DatasetRecord]
+    /// Deletes the dataset unless a queued or running job uses it (`JobStoreError.datasetInUse`).
+    /// False if unknown.
+    func deleteDataset(id: String) throws -> Bool
+}

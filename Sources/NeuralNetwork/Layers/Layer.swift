@@ -1,0 +1,21 @@
+import Tensors
+
+/// One layer of a network: forward and backward side by side.
+///
+/// - `forward` returns a buffer the layer owns and reuses every batch (no allocation once the
+///   largest batch has been seen); it keeps what backward needs.
+/// - `backward` takes dL/dy, *accumulates* parameter gradients (the optimizer zeroes them once per
+///   step) and returns dL/dx, or nil when `needsInputGradient` is false (the first layer).
+public protocol Layer: AnyObject {
+    /// Per-sample output shape (without the batch dimension).
+    var outputShape: [Int] { get }
+    /// Trainable parameters in a fixed order: the order of the saved model.
+    var parameters: [Parameter] { get }
+    func forward(_ input: Tensor, isTraining: Bool) -> Tensor
+    func backward(_ outputGradient: Tensor, needsInputGradient: Bool) -> Tensor?
+}
+
+/// A layer that draws random numbers while training (dropout, …); the trainer reseeds it.
+public protocol StochasticLayer: Layer {
+    var generator: SeededGenerator { get set }
+}

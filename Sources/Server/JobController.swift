@@ -1,0 +1,318 @@
+import Datasets
+import Foundation
+import HTTPTypes
+import Hummingbird
+import JobStore
+import NeuralNetwork
+import Synchronization
+import Training
+import Workers
+
+/// `/v1/jobs`: submit (durably, before answering), validate, list, show, metrics, live events,
+/// cancel, delete, model download and prediction.
+struct JobController {
+    let jobs: any JobRepository
+    let datasets: any DatasetRepository
+    let folder: DataFolder
+    let pool: WorkerPool
+    let events: JobEventHub
+    let maxJSONBytes: Int
+    let models = ModelCache()
+
+    func addRoutes(to group: RouterGroup<some RequestContext>) {
+        group.post(use: create)
+        group.post("validate", use: validate)
+        group.get(use: list)
+        group.get(":id", use: show)
+        group.delete(":id", use: delete)
+        group.get(":id/metrics", use: metrics)
+        group.get(":id/events", use: eventStream)
+        group.post(":id/cancel", use: cancel)
+        group.get(":id/model", use: model)
+        group.post(":id/predict", use: predict)
+    }
+
+    // MARK: Submitting
+
+    /// Parses the spec and checks it against its data; every problem becomes a 422 detail.
+    private func checkedSpec(_ request: Request) async throws -> JobSpec {
+        let json = try await request.decodeJSONBody(limit: maxJSONBytes)
+        var spec: JobSpec
+        do { spec = try JobSpec.parse(json) } catch { throw APIError.invalid(error.issues) }
+        if case .named(let name) = spec.dataset {
+            // Pin the job to the dataset the name means now, so a later upload cannot change it.
+            guard let record = try datasets.listDatasets().first(where: { $0.name == name }) else {
+                throw APIError.invalid([SpecIssue(path: "dataset.name", message: "no dataset named \"\(name)\"; upload one with POST /v1/datasets?name=\(name)")])
+            }
+            spec.dataset = .uploaded(id: record.id)
+        }
+        let summary: DatasetSummary
+        switch spec.dataset {
+        case .named: preconditionFailure("resolved above")
+        case .uploaded(let id):
+            guard let record = try datasets.dataset(id: id) else {
+                throw APIError.invalid([SpecIssue(path: "dataset.id", message: "no dataset with id \(id); upload one with POST /v1/datasets")])
+            }
+            summary = DatasetSummary(record)
+        case .builtin(let kind, let options):
+            summary = DatasetSummary(rows: options.samples, sampleShape: [2], task: .classification,
+                                     classCount: kind.fixedClassCount ?? options.classes, targetCount: kind.fixedClassCount ?? options.classes)
+        }
+        var issues: [SpecIssue] = []
+        for (path, holdOut) in [("validation.dataset", spec.validation), ("test.dataset", spec.test)] {
+            guard case .dataset(let id) = holdOut else { continue }
+            guard let record = try datasets.dataset(id: id) else {
+                issues.append(SpecIssue(path: path, message: "no dataset with id \(id)"))
+                continue
+            }
+            if record.shape != summary.sampleShape || record.task != summary.task.rawValue || record.classes?.count != summary.classCount {
+                issues.append(SpecIssue(path: path, message: "dataset \(id) does not have the training data's features and targets"))
+            }
+        }
+        guard issues.isEmpty else { throw APIError.invalid(issues) }
+        do { return try spec.resolved(for: summary) } catch { throw APIError.invalid(error.issues) }
+    }
+
+    @Sendable func create(_ request: Request, context: some RequestContext) async throws -> Response {
+        let spec = try await checkedSpec(request)
+        let key = request.headers[HTTPField.Name("Idempotency-Key")!]
+        if let key, key.isEmpty || key.count > 255 { throw APIError.badRequest("Idempotency-Key must be 1 to 255 characters") }
+        let (job, created) = try jobs.createJob(NewJob(
+            name: spec.name, priority: spec.priority, datasetId: spec.dataset.storageIdentifier,
+            spec: spec.jsonValue.encodedString(), epochs: spec.training.epochs, maxAttempts: spec.maxAttempts, idempotencyKey: key))
+        if created { pool.jobWasQueued() }
+        return jsonResponse(["id": JSONValue(job.id), "status": JSONValue(job.status.rawValue), "links": job.links],
+                            status: created ? .created : .ok, headers: [.location: "/v1/jobs/\(job.id)"])
+    }
+
+    @Sendable func validate(_ request: Request, context: some RequestContext) async throws -> Response {
+        let spec = try await checkedSpec(request)
+        let network = Network(spec: spec.model, seed: spec.training.seed)
+        return jsonResponse(["valid": true, "parameters": JSONValue(network.parameterCount),
+                             "flops_per_sample": JSONValue(network.flopsPerSample), "spec": spec.jsonValue])
+    }
+
+    // MARK: Reading
+
+    @Sendable func list(_ request: Request, context: some RequestContext) async throws -> Response {
+        let query = request.uri.queryParameters
+        var status: JobStatus?
+        if let name = query["status"] {
+            guard let parsed = JobStatus(rawValue: String(name)) else {
+                throw APIError.invalid([SpecIssue(path: "status", message: "must be one of \(JobStatus.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(name)\"")],
+                                       message: "the query is invalid")
+            }
+            status = parsed
+        }
+        var limit = 50
+        if let text = query["limit"] {
+            guard let parsed = Int(text), (1...500).contains(parsed) else {
+                throw APIError.invalid([SpecIssue(path: "limit", message: "must be an integer between 1 and 500, got \"\(text)\"")],
+                                       message: "the query is invalid")
+            }
+            limit = parsed
+        }
+        let page = try jobs.listJobs(status: status, limit: limit, cursor: query["cursor"].map(String.init))
+        return jsonResponse(["jobs": .array(page.jobs.map { $0.json(includeSpec: false) }), "next_cursor": JSONValue(page.nextCursor)])
+    }
+
+    private func requireJob(_ context: some RequestContext) throws -> JobRecord {
+        let id = try context.parameters.require("id")
+        guard let job = try jobs.job(id: id) else { throw APIError.notFound("job", id) }
+        return job
+    }
+
+    @Sendable func show(_ request: Request, context: some RequestContext) async throws -> Response {
+        jsonResponse(try requireJob(context).json(includeSpec: true))
+    }
+
+    @Sendable func metrics(_ request: Request, context: some RequestContext) async throws -> Response {
+        let job = try requireJob(context)
+        return jsonResponse(["epochs": .array(try jobs.metrics(jobId: job.id).map(\.json))])
+    }
+
+    /// Server-Sent Events: the current `status` first, then `epoch`, `log` and `status` events as
+    /// they happen, and `done` when the job finishes.
+    @Sendable func eventStream(_ request: Request, context: some RequestContext) async throws -> Response {
+        let job = try requireJob(context)
+        let stream = events.subscribe(jobId: job.id)  // before reading the state, so nothing falls in between
+        let jobs = self.jobs
+        let body = ResponseBody { writer in
+            func send(_ event: String, _ data: JSONValue) async throws {
+                try await writer.write(ByteBuffer(string: "event: \(event)\ndata: \(data.encodedString())\n\n"))
+            }
+            let current = (try? jobs.job(id: job.id)) ?? job
+            try await send("status", ["id": JSONValue(current.id), "status": JSONValue(current.status.rawValue),
+                                      "epoch": JSONValue(current.epoch), "epochs": JSONValue(current.epochs)])
+            if current.status.isFinished {
+                try await send("done", ["id": JSONValue(current.id), "status": JSONValue(current.status.rawValue)])
+                try await writer.finish(nil)
+                return
+            }
+            for await event in stream {
+                switch event {
+                case .status(_, let status):
+                    try await send("status", ["id": JSONValue(job.id), "status": JSONValue(status.rawValue)])
+                case .epoch(_, let metrics, let epochs):
+                    var row = metrics.rowJSON
+                    if case .object(var fields) = row { fields["epochs"] = JSONValue(epochs); row = .object(fields) }
+                    try await send("epoch", row)
+                case .log(_, let message):
+                    try await send("log", ["message": JSONValue(message)])
+                case .done(_, let status):
+                    let final = (try? jobs.job(id: job.id)).map { $0.json(includeSpec: false) } ?? ["status": JSONValue(status.rawValue)]
+                    try await send("done", final)
+                }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+
+    // MARK: Changing
+
+    @Sendable func cancel(_ request: Request, context: some RequestContext) async throws -> Response {
+        let job = try requireJob(context)
+        guard !job.status.isFinished else { throw APIError.conflict("job \(job.id) is already \(job.status.rawValue)") }
+        guard let after = try jobs.requestCancel(id: job.id) else { throw APIError.notFound("job", job.id) }
+        if after.status == .cancelled {
+            events.publish(.done(jobId: job.id, status: .cancelled))
+        } else {
+            pool.cancel(jobId: job.id)
+        }
+        return jsonResponse(after.json(includeSpec: false), status: .accepted)
+    }
+
+    @Sendable func delete(_ request: Request, context: some RequestContext) async throws -> Response {
+        let job = try requireJob(context)
+        guard job.status.isFinished else { throw APIError.conflict("job \(job.id) is \(job.status.rawValue); cancel it first") }
+        _ = try jobs.deleteJob(id: job.id)
+        try? FileManager.default.removeItem(at: folder.modelFile(jobId: job.id))
+        models.forget(job.id)
+        return Response(status: .noContent)
+    }
+
+    // MARK: Models
+
+    private func requireModelFile(_ job: JobRecord) throws -> URL {
+        guard job.status == .succeeded else {
+            throw APIError.conflict("job \(job.id) is \(job.status.rawValue); its model is available once it has succeeded")
+        }
+        return folder.modelFile(jobId: job.id)
+    }
+
+    @Sendable func model(_ request: Request, context: some RequestContext) async throws -> Response {
+        let job = try requireJob(context)
+        let query = request.uri.queryParameters
+        if let format = query["format"], format != "safetensors" {
+            throw APIError.invalid([SpecIssue(path: "format", message: format == "onnx" ? "ONNX export is not supported yet" : "must be safetensors, got \"\(format)\"")],
+                                   message: "the query is invalid")
+        }
+        if let stage = query["stage"], stage != "trained" {
+            throw APIError.invalid([SpecIssue(path: "stage", message: "compression stages are not supported yet; this job has only the trained model")],
+                                   message: "the query is invalid")
+        }
+        let data = try Data(contentsOf: try requireModelFile(job))
+        let fileName = "\(job.name.map(Self.safeFileName) ?? job.id).safetensors"
+        return Response(status: .ok, headers: [.contentType: "application/octet-stream", .contentDisposition: "attachment; filename=\"\(fileName)\""],
+                        body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    private static func safeFileName(_ name: String) -> String {
+        String(name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }.prefix(80))
+    }
+
+    @Sendable func predict(_ request: Request, context: some RequestContext) async throws -> Response {
+        let job = try requireJob(context)
+        let url = try requireModelFile(job)
+        let json = try await request.decodeJSONBody(limit: maxJSONBytes)
+        let diagnostics = SpecDiagnostics()
+        guard let body = ObjectReader(json, path: "", diagnostics: diagnostics, allowedKeys: ["inputs"]) else {
+            throw APIError.invalid(diagnostics.issues, message: "the request is invalid")
+        }
+        var rows: [[Double]] = []
+        if let items = body.array("inputs") {
+            for (index, item) in items.enumerated() {
+                guard case .array(let values) = item else {
+                    diagnostics.report("inputs[\(index)]", "must be an array of numbers, got \(item.kindName)")
+                    continue
+                }
+                var row: [Double] = []
+                for (position, value) in values.enumerated() {
+                    guard case .number(let number) = value else {
+                        diagnostics.report("inputs[\(index)][\(position)]", "must be a number, got \(value.kindName)")
+                        break
+                    }
+                    row.append(number)
+                }
+                rows.append(row)
+            }
+        } else if !body.has("inputs") {
+            body.report("inputs", "is required: a list of samples, each a list of numbers")
+        }
+        guard diagnostics.isEmpty else { throw APIError.invalid(diagnostics.issues, message: "the request is invalid") }
+        let model = try models.model(jobId: job.id, url: url)
+        let prediction: TrainedModel.Prediction
+        do { prediction = try model.predict(rows) } catch {
+            throw APIError.invalid([SpecIssue(path: error.path, message: error.message)], message: "the request is invalid")
+        }
+        return jsonResponse([
+            "outputs": .array(prediction.outputs.map { .array($0.map { JSONValue($0) }) }),
+            "predictions": .array(prediction.predictions),
+        ])
+    }
+}
+
+/// Trained models loaded for prediction, kept so repeated calls don't re-read the file.
+final class ModelCache: Sendable {
+    private let models = Mutex<[String: TrainedModel]>([:])
+    private let capacity = 16
+
+    func model(jobId: String, url: URL) throws -> TrainedModel {
+        if let cached = models.withLock({ $0[jobId] }) { return cached }
+        let model = try TrainedModel.load(try Data(contentsOf: url))
+        models.withLock { cache in
+            if cache.count >= capacity, let victim = cache.keys.first { cache.removeValue(forKey: victim) }
+            cache[jobId] = model
+        }
+        return model
+    }
+
+    func forget(_ jobId: String) { models.withLock { _ = $0.removeValue(forKey: jobId) } }
+}
+
+extension JobRecord {
+    var links: JSONValue {
+        ["self": JSONValue("/v1/jobs/\(id)"), "metrics": JSONValue("/v1/jobs/\(id)/metrics"), "events": JSONValue("/v1/jobs/\(id)/events"),
+         "cancel": JSONValue("/v1/jobs/\(id)/cancel"), "model": JSONValue("/v1/jobs/\(id)/model"), "predict": JSONValue("/v1/jobs/\(id)/predict")]
+    }
+
+    /// `GET /v1/jobs/{id}` (the list leaves out the spec).
+    func json(includeSpec: Bool) -> JSONValue {
+        func parsed(_ text: String?) -> JSONValue {
+            guard let text, let value = try? JSONValue.parse(Data(text.utf8)) else { return .null }
+            return value
+        }
+        var fields: [String: JSONValue] = [
+            "id": JSONValue(id), "name": JSONValue(name), "status": JSONValue(status.rawValue), "progress": JSONValue(progress),
+            "epoch": JSONValue(epoch), "epochs": JSONValue(epochs), "attempt": JSONValue(attempt), "priority": JSONValue(priority),
+            "dataset_id": JSONValue(datasetId),
+            "created_at": JSONValue(createdAt.rfc3339), "started_at": JSONValue(startedAt?.rfc3339),
+            "finished_at": JSONValue(finishedAt?.rfc3339), "latest": parsed(latest), "best_epoch": bestEpoch.map { JSONValue($0) } ?? .null,
+            "stopped_early": .bool(stoppedEarly),
+            "error": errorCode.map { ["code": JSONValue($0), "message": JSONValue(errorMessage)] } ?? .null,
+            "result": parsed(result), "links": links,
+        ]
+        if includeSpec { fields["spec"] = parsed(spec) }
+        return .object(fields)
+    }
+}
+
+extension MetricsRow {
+    var json: JSONValue {
+        ["epoch": JSONValue(epoch), "train_loss": JSONValue(trainLoss), "train_accuracy": trainAccuracy.map { JSONValue($0) } ?? .null,
+         "val_loss": valLoss.map { JSONValue($0) } ?? .null, "val_accuracy": valAccuracy.map { JSONValue($0) } ?? .null,
+         "lr": JSONValue(lr), "grad_norm": JSONValue(gradNorm), "penalty": JSONValue(penalty), "sparsity": JSONValue(sparsity),
+         "seconds": JSONValue(seconds), "samples_per_second": JSONValue(samplesPerSecond)]
+    }
+}

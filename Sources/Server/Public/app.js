@@ -1,0 +1,863 @@
+// Descent status page: jobs, one job's curves and spec, datasets.
+// Plain browser JavaScript, no framework, no build step. Everything the server sends is put
+// into the page as text (textContent / createTextNode / setAttribute), never as HTML.
+"use strict";
+
+(() => {
+  const FAST_REFRESH_MS = 2000;   // while any job is queued or running
+  const SLOW_REFRESH_MS = 10000;  // otherwise
+  const REQUEST_TIMEOUT_MS = 8000;
+  const ACTIVE = new Set(["queued", "running"]);
+  const STATUS_ORDER = ["running", "queued", "succeeded", "failed", "cancelled"];
+  const COLORS = { train: "#1f5fbf", val: "#d9730d" };
+
+  const state = {
+    jobs: [],
+    hasMoreJobs: false,
+    datasets: [],
+    selectedId: null,
+    detail: null,        // the selected job as GET /v1/jobs/{id} answered
+    epochs: [],          // its metrics rows
+    hoverEpoch: null,    // epoch under the pointer in either chart
+    timer: null,
+    busy: false,
+    again: false,
+    unreachable: false,
+    unauthorized: false,
+    failure: null,       // another error of the last refresh, as text
+    flash: null,         // { text, until }
+    lastUpdated: null,
+    token: readToken(),
+  };
+
+  const rowCache = new Map(); // job id → { signature, row }
+
+  // ---- DOM helpers -------------------------------------------------------
+
+  const $ = (id) => document.getElementById(id);
+
+  /** Builds an element. Strings among `children` become text nodes, so they are never parsed as HTML. */
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    if (props) {
+      for (const [key, value] of Object.entries(props)) {
+        if (value === null || value === undefined || value === false) continue;
+        if (key === "class") node.className = value;
+        else if (key === "text") node.textContent = String(value);
+        else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+        else node.setAttribute(key, value === true ? "" : String(value));
+      }
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  // ---- formatting --------------------------------------------------------
+
+  const isNum = (x) => typeof x === "number" && Number.isFinite(x);
+
+  function fmtNum(x) {
+    if (!isNum(x)) return "—";
+    const a = Math.abs(x);
+    if (a === 0) return "0";
+    if (a >= 10000) return Math.round(x).toLocaleString("en-US");
+    if (a >= 1) return String(Number(x.toPrecision(4)));
+    if (a < 0.001) return x.toExponential(2);
+    return x.toPrecision(4);
+  }
+
+  function fmtPct(x) {
+    return isNum(x) ? (x * 100).toFixed(1) + "%" : "—";
+  }
+
+  function fmtInt(x) {
+    return isNum(x) ? Math.round(x).toLocaleString("en-US") : "—";
+  }
+
+  function fmtBytes(n) {
+    if (!isNum(n)) return "—";
+    const units = ["B", "KB", "MB", "GB", "TB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+    return (i === 0 ? String(n) : n.toFixed(n >= 100 ? 0 : 1)) + " " + units[i];
+  }
+
+  function fmtDuration(seconds) {
+    if (!isNum(seconds) || seconds < 0) return "—";
+    if (seconds < 60) return seconds.toFixed(seconds < 10 ? 1 : 0) + " s";
+    const m = Math.floor(seconds / 60), s = Math.round(seconds % 60);
+    if (m < 60) return `${m} min ${s} s`;
+    const h = Math.floor(m / 60);
+    return `${h} h ${m % 60} min`;
+  }
+
+  function parseTime(iso) {
+    if (typeof iso !== "string" || iso === "") return null;
+    const t = Date.parse(iso);
+    return Number.isNaN(t) ? null : t;
+  }
+
+  function fmtAgo(iso) {
+    const t = parseTime(iso);
+    if (t === null) return "—";
+    const s = Math.round((Date.now() - t) / 1000);
+    if (s < 5) return "just now";
+    if (s < 60) return `${s} s ago`;
+    if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+    if (s < 86400) return `${Math.floor(s / 3600)} h ago`;
+    if (s < 7 * 86400) return `${Math.floor(s / 86400)} d ago`;
+    return new Date(t).toLocaleDateString();
+  }
+
+  function fmtTime(iso) {
+    const t = parseTime(iso);
+    return t === null ? "—" : new Date(t).toLocaleString();
+  }
+
+  /** A time cell whose "… ago" text is refreshed on every render. */
+  function timeNode(iso) {
+    const t = parseTime(iso);
+    return el("time", { datetime: t === null ? null : String(iso), title: t === null ? null : fmtTime(iso), "data-ago": t === null ? null : String(iso) }, fmtAgo(iso));
+  }
+
+  function refreshAgoTexts() {
+    for (const node of document.querySelectorAll("[data-ago]")) {
+      node.textContent = fmtAgo(node.getAttribute("data-ago"));
+    }
+  }
+
+  /** The latest validation value if there is one, else the training value. */
+  function pickLatest(latest, what) {
+    if (!latest || typeof latest !== "object") return null;
+    if (isNum(latest["val_" + what])) return { value: latest["val_" + what], kind: "val" };
+    if (isNum(latest["train_" + what])) return { value: latest["train_" + what], kind: "train" };
+    return null;
+  }
+
+  function statusClass(status) {
+    return STATUS_ORDER.includes(status) ? status : "queued";
+  }
+
+  function badge(status) {
+    return el("span", { class: "badge " + statusClass(status) }, String(status || "unknown"));
+  }
+
+  function safeFileName(text) {
+    return String(text).replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 80) || "model";
+  }
+
+  function jobPath(id, suffix = "") {
+    return "/v1/jobs/" + encodeURIComponent(id) + suffix;
+  }
+
+  // ---- API ---------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, code, message, details) {
+      super(message);
+      this.status = status;
+      this.code = code;
+      this.details = details || [];
+    }
+    get isUnreachable() {
+      return this.status === 0 || this.status === 502 || this.status === 503 || this.status === 504;
+    }
+  }
+
+  function readToken() {
+    try { return sessionStorage.getItem("descent.token") || null; } catch { return null; }
+  }
+
+  function authHeaders() {
+    return state.token ? { Authorization: "Bearer " + state.token } : {};
+  }
+
+  async function api(path, options = {}) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
+    try {
+      let response;
+      try {
+        response = await fetch(path, {
+          ...options,
+          cache: "no-store",
+          signal: controller.signal,
+          headers: { Accept: "application/json", ...authHeaders(), ...(options.headers || {}) },
+        });
+      } catch (error) {
+        throw new ApiError(0, "unreachable", "server unreachable");
+      }
+      const text = await response.text();
+      let body = null;
+      if (text) {
+        try { body = JSON.parse(text); } catch { body = null; }
+      }
+      if (!response.ok) {
+        const envelope = body && typeof body === "object" && body.error ? body.error : {};
+        throw new ApiError(response.status, envelope.code || "http_" + response.status,
+          envelope.message || response.statusText || "request failed", envelope.details);
+      }
+      return body;
+    } catch (error) {
+      if (error instanceof ApiError) throw error;
+      throw new ApiError(0, "unreachable", "server unreachable");
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  function listOf(body, key) {
+    if (Array.isArray(body)) return body;
+    if (body && Array.isArray(body[key])) return body[key];
+    return [];
+  }
+
+  // ---- refresh loop ------------------------------------------------------
+
+  async function refresh() {
+    if (state.busy) { state.again = true; return; }
+    state.busy = true;
+    clearTimeout(state.timer);
+    let unreachable = false, unauthorized = false, failure = null;
+    const note = (error) => {
+      if (!(error instanceof ApiError)) { console.error(error); return; }
+      if (error.isUnreachable) unreachable = true;
+      else if (error.status === 401) unauthorized = true;
+      else failure = failure || `${error.message} (HTTP ${error.status})`;
+    };
+
+    try {
+      const [jobs, datasets] = await Promise.allSettled([api("/v1/jobs?limit=50"), api("/v1/datasets")]);
+      if (jobs.status === "fulfilled") {
+        state.jobs = listOf(jobs.value, "jobs").filter((j) => j && typeof j === "object" && j.id);
+        state.hasMoreJobs = Boolean(jobs.value && jobs.value.next_cursor);
+        renderJobs();
+      } else note(jobs.reason);
+      if (datasets.status === "fulfilled") {
+        state.datasets = listOf(datasets.value, "datasets").filter((d) => d && typeof d === "object");
+        renderDatasets();
+      } else note(datasets.reason);
+
+      if (state.selectedId && detailNeedsReload()) {
+        try { await loadDetail(state.selectedId); } catch (error) { note(error); }
+      }
+      if (!unreachable && !unauthorized && !failure && jobs.status === "fulfilled") state.lastUpdated = new Date();
+    } catch (error) {
+      console.error(error);
+    } finally {
+      state.unreachable = unreachable;
+      state.unauthorized = unauthorized;
+      state.failure = failure;
+      refreshAgoTexts();
+      renderNotice();
+      state.busy = false;
+      if (state.again) { state.again = false; refresh(); } else schedule();
+    }
+  }
+
+  function schedule() {
+    clearTimeout(state.timer);
+    const anyActive = state.jobs.some((j) => ACTIVE.has(j.status)) || (state.detail && ACTIVE.has(state.detail.status));
+    state.timer = setTimeout(refresh, anyActive ? FAST_REFRESH_MS : SLOW_REFRESH_MS);
+  }
+
+  function detailNeedsReload() {
+    const d = state.detail;
+    if (!d || d.id !== state.selectedId) return true;
+    if (ACTIVE.has(d.status)) return true;
+    const listed = state.jobs.find((j) => j.id === d.id);
+    return Boolean(listed && (listed.status !== d.status || listed.epoch !== d.epoch));
+  }
+
+  function renderNotice() {
+    const notice = $("notice");
+    notice.replaceChildren();
+    const now = Date.now();
+    if (state.flash && state.flash.until > now) {
+      notice.append(state.flash.text);
+    } else if (state.unreachable) {
+      notice.append("Server unreachable — retrying");
+    } else if (state.unauthorized) {
+      notice.append("Authentication required ");
+      notice.append(el("button", { type: "button", class: "btn", onclick: askToken }, state.token ? "Change token" : "Set token"));
+    } else if (state.failure) {
+      notice.append("Server error: " + state.failure);
+    }
+    notice.hidden = notice.childNodes.length === 0;
+    const updated = $("updated");
+    updated.textContent = state.lastUpdated ? "Updated " + state.lastUpdated.toLocaleTimeString() : "";
+  }
+
+  function flash(text, ms = 6000) {
+    state.flash = { text, until: Date.now() + ms };
+    renderNotice();
+    setTimeout(renderNotice, ms + 50);
+  }
+
+  function askToken() {
+    const value = window.prompt("Bearer token for this server (kept for this browser tab only):", state.token || "");
+    if (value === null) return;
+    state.token = value.trim() || null;
+    try {
+      if (state.token) sessionStorage.setItem("descent.token", state.token);
+      else sessionStorage.removeItem("descent.token");
+    } catch { /* storage may be disabled */ }
+    refresh();
+  }
+
+  // ---- jobs table --------------------------------------------------------
+
+  function renderJobs() {
+    const body = $("jobs-body");
+    const rows = state.jobs.map((job) => {
+      const signature = JSON.stringify([job.status, job.name, job.progress, job.epoch, job.epochs, job.latest,
+        job.error, job.result && job.result.test_accuracy, job.created_at]);
+      const cached = rowCache.get(job.id);
+      if (cached && cached.signature === signature) return cached.row;
+      const row = makeJobRow(job);
+      rowCache.set(job.id, { signature, row });
+      return row;
+    });
+    // Move only rows that are out of place, so that a focused button keeps its focus.
+    rows.forEach((row, i) => {
+      if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+    });
+    while (body.children.length > rows.length) body.lastElementChild.remove();
+    const present = new Set(state.jobs.map((j) => j.id));
+    for (const id of rowCache.keys()) if (!present.has(id)) rowCache.delete(id);
+
+    for (const row of rows) row.classList.toggle("selected", row.dataset.id === state.selectedId);
+    $("jobs-empty").hidden = state.jobs.length > 0;
+    $("jobs-more").hidden = !state.hasMoreJobs;
+    renderCounts();
+  }
+
+  function renderCounts() {
+    const counts = new Map();
+    for (const job of state.jobs) counts.set(job.status, (counts.get(job.status) || 0) + 1);
+    const rank = (status) => (STATUS_ORDER.includes(status) ? STATUS_ORDER.indexOf(status) : STATUS_ORDER.length);
+    const chips = [...counts.keys()]
+      .sort((a, b) => rank(a) - rank(b))
+      .map((status) => el("span", { class: "badge " + statusClass(status) }, String(status), " ", el("span", { class: "n" }, String(counts.get(status)))));
+    $("job-counts").replaceChildren(...chips);
+  }
+
+  function makeJobRow(job) {
+    const id = String(job.id);
+    const name = typeof job.name === "string" && job.name !== "" ? job.name : null;
+
+    const nameCell = el("td", { class: "col-name" },
+      el("div", { class: "job-name" + (name ? "" : " unnamed") }, name || "(unnamed)"),
+      el("div", { class: "job-id" }, id),
+      job.status === "failed" && job.error && job.error.message
+        ? el("div", { class: "job-error", title: job.error.code ? String(job.error.code) : null }, String(job.error.message))
+        : null);
+
+    const loss = pickLatest(job.latest, "loss");
+    const acc = pickLatest(job.latest, "accuracy");
+    const testAcc = job.result && isNum(job.result.test_accuracy) ? job.result.test_accuracy : null;
+
+    const actions = el("td", { class: "col-actions" });
+    if (ACTIVE.has(job.status)) {
+      actions.append(el("button", {
+        type: "button", class: "btn btn-danger", "aria-label": "Cancel job " + (name || id),
+        onclick: (event) => { event.stopPropagation(); cancelJob(id, event.currentTarget); },
+      }, "Cancel"));
+    } else if (job.status === "succeeded") {
+      actions.append(downloadLink(id, name));
+    }
+
+    const row = el("tr", {
+      tabindex: "0", "data-id": id, "aria-label": "Show details of job " + (name || id),
+      onclick: () => selectJob(id, true),
+      onkeydown: (event) => {
+        if (event.target === event.currentTarget && (event.key === "Enter" || event.key === " ")) {
+          event.preventDefault();
+          selectJob(id, true);
+        }
+      },
+    },
+      nameCell,
+      el("td", { class: "col-status" }, badge(job.status)),
+      el("td", { class: "col-progress" }, progressBar(job)),
+      el("td", { class: "num", "data-label": "Loss" }, loss ? fmtNum(loss.value) : "—", loss ? el("span", { class: "sub" }, loss.kind) : null),
+      el("td", { class: "num", "data-label": "Accuracy" }, acc ? fmtPct(acc.value) : "—", acc ? el("span", { class: "sub" }, acc.kind) : null),
+      el("td", { class: "num col-optional" + (testAcc === null ? " is-empty" : ""), "data-label": "Test acc." }, testAcc === null ? "—" : fmtPct(testAcc)),
+      el("td", { class: "col-optional", "data-label": "Created" }, timeNode(job.created_at)),
+      actions);
+    return row;
+  }
+
+  function progressBar(job) {
+    let p = isNum(job.progress) ? job.progress : (isNum(job.epoch) && isNum(job.epochs) && job.epochs > 0 ? job.epoch / job.epochs : 0);
+    if (job.status === "succeeded") p = 1;
+    p = Math.min(1, Math.max(0, p));
+    const epochText = isNum(job.epochs) ? `${isNum(job.epoch) ? job.epoch : 0}/${job.epochs}` : "";
+    const label = job.status === "queued" ? "waiting" : epochText;
+    return el("div", { class: "progress" },
+      el("div", {
+        class: "bar " + statusClass(job.status), role: "progressbar",
+        "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(p * 100)),
+        "aria-label": "Progress " + Math.round(p * 100) + "%" + (epochText ? ", epoch " + epochText : ""),
+        title: Math.round(p * 100) + "%",
+      }, el("span", { style: `width:${(p * 100).toFixed(1)}%` })),
+      el("span", { class: "label" }, label ? (job.status === "queued" ? label : "epoch " + label) : ""));
+  }
+
+  function downloadLink(id, name) {
+    const fileName = safeFileName(name || id) + ".safetensors";
+    return el("a", {
+      class: "btn", href: jobPath(id, "/model"), download: fileName,
+      "aria-label": "Download the model of job " + (name || id),
+      onclick: (event) => {
+        event.stopPropagation();
+        if (!state.token) return; // the plain link works when auth is off
+        event.preventDefault();
+        downloadWithToken(id, fileName);
+      },
+    }, "Download");
+  }
+
+  async function downloadWithToken(id, fileName) {
+    try {
+      const response = await fetch(jobPath(id, "/model"), { headers: authHeaders() });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      const url = URL.createObjectURL(await response.blob());
+      const a = el("a", { href: url, download: fileName });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (error) {
+      flash("Download failed: " + error.message);
+    }
+  }
+
+  async function cancelJob(id, button) {
+    if (button) { button.disabled = true; button.textContent = "Cancelling…"; }
+    try {
+      await api(jobPath(id, "/cancel"), { method: "POST" });
+      flash("Cancellation requested", 3000);
+    } catch (error) {
+      if (button) { button.disabled = false; button.textContent = "Cancel"; }
+      flash("Cancel failed: " + (error.message || "error"));
+    }
+    refresh();
+  }
+
+  // ---- job detail --------------------------------------------------------
+
+  function selectJob(id, byUser) {
+    if (state.selectedId !== id) {
+      state.selectedId = id;
+      state.detail = null;
+      state.epochs = [];
+      state.hoverEpoch = null;
+      $("detail-spec").textContent = "";
+      $("detail-result").textContent = "";
+      $("detail-summary").replaceChildren(el("span", { class: "muted" }, "Loading…"));
+      $("detail-error").hidden = true;
+      $("detail-title").textContent = id;
+    }
+    if (location.hash !== "#" + id) history.replaceState(null, "", "#" + encodeURIComponent(id));
+    for (const row of $("jobs-body").children) row.classList.toggle("selected", row.dataset.id === id);
+    const section = $("detail");
+    section.hidden = false;
+    drawCharts();
+    if (byUser) section.scrollIntoView({ behavior: "smooth", block: "start" });
+    loadDetail(id).catch((error) => {
+      if (error instanceof ApiError && error.isUnreachable) { state.unreachable = true; renderNotice(); }
+    }).finally(schedule);
+  }
+
+  function closeDetail() {
+    state.selectedId = null;
+    state.detail = null;
+    state.epochs = [];
+    $("detail").hidden = true;
+    for (const row of $("jobs-body").children) row.classList.remove("selected");
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+
+  async function loadDetail(id) {
+    const [job, metrics] = await Promise.allSettled([api(jobPath(id)), api(jobPath(id, "/metrics"))]);
+    if (state.selectedId !== id) return; // the selection changed while loading
+    if (job.status === "rejected") {
+      const error = job.reason;
+      if (error instanceof ApiError && error.status === 404) {
+        closeDetail();
+        flash("Job " + id + " no longer exists");
+        return;
+      }
+      throw error;
+    }
+    state.detail = job.value && typeof job.value === "object" ? job.value : { id };
+    if (metrics.status === "fulfilled") {
+      state.epochs = listOf(metrics.value, "epochs").filter((row) => row && isNum(row.epoch));
+    }
+    renderDetail();
+  }
+
+  function renderDetail() {
+    const job = state.detail;
+    if (!job) return;
+    const name = typeof job.name === "string" && job.name !== "" ? job.name : null;
+    $("detail-title").replaceChildren(name || "(unnamed job)", " ", el("span", { class: "job-id" }, String(job.id)));
+
+    const items = [];
+    const add = (key, value) => {
+      if (value === null || value === undefined || value === "—") return;
+      items.push(el("div", { class: "item" }, el("span", { class: "k" }, key), el("span", { class: "v" }, value)));
+    };
+    add("Status", badge(job.status));
+    if (isNum(job.epochs)) add("Epoch", `${isNum(job.epoch) ? job.epoch : 0} / ${job.epochs}`);
+    if (isNum(job.progress)) add("Progress", Math.round(job.progress * 100) + "%");
+    const latest = job.latest || {};
+    add("Train loss", isNum(latest.train_loss) ? fmtNum(latest.train_loss) : null);
+    add("Val loss", isNum(latest.val_loss) ? fmtNum(latest.val_loss) : null);
+    add("Train accuracy", isNum(latest.train_accuracy) ? fmtPct(latest.train_accuracy) : null);
+    add("Val accuracy", isNum(latest.val_accuracy) ? fmtPct(latest.val_accuracy) : null);
+    add("Learning rate", isNum(latest.lr) ? fmtNum(latest.lr) : null);
+    add("Samples/s", isNum(latest.samples_per_second) ? fmtInt(latest.samples_per_second) : null);
+    const result = job.result && typeof job.result === "object" ? job.result : null;
+    if (result) {
+      add("Test accuracy", isNum(result.test_accuracy) ? fmtPct(result.test_accuracy) : null);
+      add("Parameters", isNum(result.parameters) ? fmtInt(result.parameters) : null);
+      add("Model size", isNum(result.model_bytes) ? fmtBytes(result.model_bytes) : null);
+    }
+    if (isNum(job.best_epoch)) add("Best epoch", String(job.best_epoch));
+    if (job.stopped_early === true) add("Stopped early", "yes");
+    if (isNum(job.attempt)) add("Attempt", String(job.attempt));
+    if (isNum(job.priority) && job.priority !== 0) add("Priority", String(job.priority));
+    add("Created", job.created_at ? fmtTime(job.created_at) : null);
+    add("Started", job.started_at ? fmtTime(job.started_at) : null);
+    add("Finished", job.finished_at ? fmtTime(job.finished_at) : null);
+    const started = parseTime(job.started_at), finished = parseTime(job.finished_at);
+    if (started !== null) add("Duration", fmtDuration(((finished !== null ? finished : Date.now()) - started) / 1000));
+
+    const actions = el("div", { class: "item" });
+    if (ACTIVE.has(job.status)) {
+      actions.append(el("button", { type: "button", class: "btn btn-danger", onclick: (e) => cancelJob(String(job.id), e.currentTarget) }, "Cancel job"));
+    } else if (job.status === "succeeded") {
+      actions.append(downloadLink(String(job.id), name));
+    }
+    if (actions.childNodes.length) items.push(actions);
+    $("detail-summary").replaceChildren(...items);
+
+    const errorBox = $("detail-error");
+    if (job.error && (job.error.message || job.error.code)) {
+      errorBox.replaceChildren(
+        job.error.code ? el("code", null, String(job.error.code)) : "",
+        job.error.code ? ": " : "",
+        String(job.error.message || ""));
+      errorBox.hidden = false;
+    } else {
+      errorBox.hidden = true;
+    }
+
+    setPre($("detail-spec"), job.spec === undefined ? "(no spec in the response)" : prettyJSON(job.spec));
+    $("detail-result-box").hidden = !result;
+    setPre($("detail-result"), result ? prettyJSON(result) : "");
+
+    renderEpochTable();
+    drawCharts();
+  }
+
+  /**
+   * JSON with two-space indentation, but short arrays and small flat objects (a layer, the betas)
+   * on one line, so that a spec reads like the one a user wrote.
+   */
+  function prettyJSON(value, indent = "") {
+    const isFlat = (v) => v === null || typeof v !== "object" ||
+      (Array.isArray(v) ? v.length === 0 : Object.keys(v).length === 0);
+    if (isFlat(value)) return JSON.stringify(value) ?? "null";
+    const inner = indent + "  ";
+    if (Array.isArray(value)) {
+      if (value.every(isFlat)) {
+        const line = "[" + value.map((v) => JSON.stringify(v) ?? "null").join(", ") + "]";
+        if (line.length + indent.length <= 96) return line;
+      }
+      return "[\n" + value.map((v) => inner + prettyJSON(v, inner)).join(",\n") + "\n" + indent + "]";
+    }
+    const entries = Object.entries(value);
+    if (indent !== "" && entries.every(([, v]) => isFlat(v) || (Array.isArray(v) && v.every(isFlat)))) {
+      const line = "{" + entries.map(([k, v]) => JSON.stringify(k) + ": " + prettyJSON(v, inner)).join(", ") + "}";
+      if (line.length + indent.length <= 96 && !line.includes("\n")) return line;
+    }
+    return "{\n" + entries.map(([k, v]) => inner + JSON.stringify(k) + ": " + prettyJSON(v, inner)).join(",\n") + "\n" + indent + "}";
+  }
+
+  /** Replaces a <pre>'s text only when it changed, so its scroll position survives refreshes. */
+  function setPre(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  function renderEpochTable() {
+    const rows = state.epochs.map((m) => el("tr", null,
+      el("td", { class: "num" }, String(m.epoch)),
+      el("td", { class: "num" }, fmtNum(m.train_loss)),
+      el("td", { class: "num" }, fmtPct(m.train_accuracy)),
+      el("td", { class: "num" }, fmtNum(m.val_loss)),
+      el("td", { class: "num" }, fmtPct(m.val_accuracy)),
+      el("td", { class: "num" }, fmtNum(m.lr)),
+      el("td", { class: "num" }, isNum(m.seconds) ? m.seconds.toFixed(2) : "—"),
+      el("td", { class: "num" }, fmtInt(m.samples_per_second))));
+    $("detail-epochs").replaceChildren(...rows);
+    $("detail-epochs-box").hidden = rows.length === 0;
+    $("detail-no-metrics").hidden = rows.length > 0 || !state.detail;
+  }
+
+  // ---- charts ------------------------------------------------------------
+
+  function seriesFor(what) {
+    const pick = (key) => state.epochs.map((m) => ({ x: m.epoch, y: isNum(m[key]) ? m[key] : null }));
+    const out = [];
+    const train = pick("train_" + what), val = pick("val_" + what);
+    if (train.some((p) => p.y !== null)) out.push({ label: "train", color: COLORS.train, dash: [], points: train });
+    if (val.some((p) => p.y !== null)) out.push({ label: "val", color: COLORS.val, dash: [6, 4], points: val });
+    return out;
+  }
+
+  function drawCharts() {
+    if ($("detail").hidden) return;
+    // While a job trains, the x axis spans all planned epochs so the curve grows across the chart;
+    // a finished job (possibly stopped early, failed or cancelled) spans the epochs it ran.
+    const d = state.detail;
+    const xMax = d && ACTIVE.has(d.status) && isNum(d.epochs) ? d.epochs : null;
+    const charts = [
+      { canvas: $("chart-loss"), readout: $("readout-loss"), series: seriesFor("loss"), percent: false, empty: "no loss values yet" },
+      { canvas: $("chart-acc"), readout: $("readout-acc"), series: seriesFor("accuracy"), percent: true,
+        empty: state.epochs.length ? "no accuracy for this task" : "no accuracy values yet" },
+    ];
+    for (const c of charts) {
+      drawChart(c.canvas, c.series, { percent: c.percent, xMax, hoverX: state.hoverEpoch, empty: c.empty });
+      c.readout.textContent = readoutText(c.series, c.percent);
+    }
+  }
+
+  function readoutText(series, percent) {
+    if (!series.length) return "\u00a0";
+    const xs = series.flatMap((s) => s.points.filter((p) => p.y !== null).map((p) => p.x));
+    if (!xs.length) return "\u00a0";
+    const x = state.hoverEpoch !== null && xs.includes(state.hoverEpoch) ? state.hoverEpoch : Math.max(...xs);
+    const parts = ["epoch " + x];
+    for (const s of series) {
+      const p = s.points.find((q) => q.x === x);
+      if (p && p.y !== null) parts.push(s.label + " " + (percent ? fmtPct(p.y) : fmtNum(p.y)));
+    }
+    return parts.join(" · ");
+  }
+
+  /** A "nice" step (1, 2 or 5 × 10^k) close to `raw`. */
+  function niceStep(raw) {
+    if (!(raw > 0)) return 1;
+    const power = Math.pow(10, Math.floor(Math.log10(raw)));
+    const f = raw / power;
+    return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * power;
+  }
+
+  function chartGeometry(canvas) {
+    const width = canvas.clientWidth || 300, height = canvas.clientHeight || 200;
+    return { width, height, left: 52, right: 14, top: 26, bottom: 26 };
+  }
+
+  function drawChart(canvas, series, opts) {
+    const g = chartGeometry(canvas);
+    const dpr = window.devicePixelRatio || 1;
+    const pixelWidth = Math.round(g.width * dpr), pixelHeight = Math.round(g.height * dpr);
+    if (canvas.width !== pixelWidth) canvas.width = pixelWidth;
+    if (canvas.height !== pixelHeight) canvas.height = pixelHeight;
+    const ctx = canvas.getContext("2d");
+    if (!ctx) return;
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, g.width, g.height);
+    ctx.font = "11px system-ui, -apple-system, 'Segoe UI', Roboto, 'DejaVu Sans', sans-serif";
+    ctx.textBaseline = "middle";
+
+    const points = series.flatMap((s) => s.points.filter((p) => p.y !== null));
+    if (!points.length) {
+      ctx.fillStyle = "#5b6675";
+      ctx.textAlign = "center";
+      ctx.fillText(opts.empty || "no data", g.width / 2, g.height / 2);
+      canvas._chart = null;
+      return;
+    }
+
+    // Domains.
+    const xsAll = points.map((p) => p.x);
+    let x0 = Math.min(1, ...xsAll), x1 = Math.max(...xsAll, opts.xMax || 0);
+    if (x1 <= x0) x1 = x0 + 1;
+    let y0 = Math.min(...points.map((p) => p.y)), y1 = Math.max(...points.map((p) => p.y));
+    if (opts.percent) { y0 = Math.max(0, y0); y1 = Math.min(1, y1); }
+    if (y1 - y0 < 1e-9) { const pad = Math.abs(y1) * 0.1 || (opts.percent ? 0.05 : 0.1); y0 -= pad; y1 += pad; }
+    const span = y1 - y0;
+    y0 -= span * 0.06; y1 += span * 0.06;
+    if (opts.percent) { y0 = Math.max(0, y0); y1 = Math.min(1, y1); }
+    else if (y0 < 0 && Math.min(...points.map((p) => p.y)) >= 0) y0 = 0;
+    const yStep = niceStep((y1 - y0) / 4);
+    y0 = Math.floor(y0 / yStep + 1e-9) * yStep;
+    y1 = Math.ceil(y1 / yStep - 1e-9) * yStep;
+    if (opts.percent) { y0 = Math.max(0, y0); y1 = Math.min(1, y1); }
+
+    const plotW = g.width - g.left - g.right, plotH = g.height - g.top - g.bottom;
+    const sx = (x) => g.left + ((x - x0) / (x1 - x0)) * plotW;
+    const sy = (y) => g.top + (1 - (y - y0) / (y1 - y0)) * plotH;
+
+    // Grid and y labels.
+    ctx.strokeStyle = "#e8ecf1";
+    ctx.lineWidth = 1;
+    ctx.fillStyle = "#5b6675";
+    ctx.textAlign = "right";
+    const yDecimals = Math.max(0, -Math.floor(Math.log10(yStep * (opts.percent ? 100 : 1)) + 1e-9));
+    for (let y = y0, i = 0; y <= y1 + yStep * 1e-6 && i < 20; y += yStep, i += 1) {
+      const py = Math.round(sy(y)) + 0.5;
+      ctx.beginPath(); ctx.moveTo(g.left, py); ctx.lineTo(g.width - g.right, py); ctx.stroke();
+      const label = opts.percent ? (y * 100).toFixed(Math.min(yDecimals, 2)) + "%"
+        : (Math.abs(yStep) < 1e-3 ? y.toExponential(1) : y.toFixed(Math.min(yDecimals, 4)));
+      ctx.fillText(label, g.left - 6, py);
+    }
+
+    // X axis ticks (integer epochs).
+    const xStep = Math.max(1, niceStep((x1 - x0) / Math.max(2, Math.floor(plotW / 60))));
+    ctx.textAlign = "center";
+    ctx.textBaseline = "top";
+    const firstTick = Math.ceil(x0 / xStep) * xStep;
+    for (let x = firstTick, i = 0; x <= x1 + 1e-9 && i < 40; x += xStep, i += 1) {
+      const px = Math.round(sx(x)) + 0.5;
+      ctx.strokeStyle = "#c9d0da";
+      ctx.beginPath(); ctx.moveTo(px, g.top + plotH); ctx.lineTo(px, g.top + plotH + 4); ctx.stroke();
+      ctx.fillText(String(Math.round(x * 100) / 100), px, g.top + plotH + 6);
+    }
+    ctx.strokeStyle = "#c9d0da";
+    ctx.beginPath(); ctx.moveTo(g.left, g.top + plotH + 0.5); ctx.lineTo(g.width - g.right, g.top + plotH + 0.5); ctx.stroke();
+    ctx.fillStyle = "#5b6675";
+    ctx.textAlign = "right";
+    ctx.textBaseline = "bottom";
+    ctx.fillText("epoch", g.width - g.right, g.height - 1);
+
+    // Hover line.
+    if (opts.hoverX !== null && opts.hoverX !== undefined && opts.hoverX >= x0 && opts.hoverX <= x1) {
+      const px = Math.round(sx(opts.hoverX)) + 0.5;
+      ctx.strokeStyle = "#9aa5b4";
+      ctx.setLineDash([3, 3]);
+      ctx.beginPath(); ctx.moveTo(px, g.top); ctx.lineTo(px, g.top + plotH); ctx.stroke();
+      ctx.setLineDash([]);
+    }
+
+    // Lines (a missing value breaks the line) and dots.
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(g.left - 4, g.top - 4, plotW + 8, plotH + 8);
+    ctx.clip();
+    for (const s of series) {
+      ctx.strokeStyle = s.color;
+      ctx.fillStyle = s.color;
+      ctx.lineWidth = 2;
+      ctx.lineJoin = "round";
+      ctx.setLineDash(s.dash);
+      ctx.beginPath();
+      let penDown = false;
+      for (const p of s.points) {
+        if (p.y === null) { penDown = false; continue; }
+        if (penDown) ctx.lineTo(sx(p.x), sy(p.y)); else ctx.moveTo(sx(p.x), sy(p.y));
+        penDown = true;
+      }
+      ctx.stroke();
+      ctx.setLineDash([]);
+      const valid = s.points.filter((p) => p.y !== null);
+      const radius = valid.length <= 30 ? 2.5 : 0;
+      for (const p of valid) {
+        const r = p.x === opts.hoverX ? 4 : radius;
+        if (!r) continue;
+        ctx.beginPath(); ctx.arc(sx(p.x), sy(p.y), r, 0, Math.PI * 2); ctx.fill();
+      }
+    }
+    ctx.restore();
+
+    // Legend.
+    ctx.textAlign = "left";
+    ctx.textBaseline = "middle";
+    let lx = g.left;
+    for (const s of series) {
+      ctx.strokeStyle = s.color;
+      ctx.lineWidth = 2;
+      ctx.setLineDash(s.dash);
+      ctx.beginPath(); ctx.moveTo(lx, 12); ctx.lineTo(lx + 20, 12); ctx.stroke();
+      ctx.setLineDash([]);
+      ctx.fillStyle = "#1b2430";
+      ctx.fillText(s.label, lx + 25, 12);
+      lx += 25 + ctx.measureText(s.label).width + 16;
+    }
+
+    canvas._chart = { x0, x1, left: g.left, plotW, xs: [...new Set(xsAll)].sort((a, b) => a - b) };
+  }
+
+  function onChartPointer(event) {
+    const chart = event.currentTarget._chart;
+    if (!chart) return;
+    const rect = event.currentTarget.getBoundingClientRect();
+    const x = chart.x0 + ((event.clientX - rect.left - chart.left) / chart.plotW) * (chart.x1 - chart.x0);
+    let best = null;
+    for (const candidate of chart.xs) if (best === null || Math.abs(candidate - x) < Math.abs(best - x)) best = candidate;
+    if (best !== state.hoverEpoch) { state.hoverEpoch = best; drawCharts(); }
+  }
+
+  function onChartLeave() {
+    if (state.hoverEpoch !== null) { state.hoverEpoch = null; drawCharts(); }
+  }
+
+  // ---- datasets table ----------------------------------------------------
+
+  function renderDatasets() {
+    const rows = state.datasets.map((ds) => {
+      const classes = Array.isArray(ds.classes) ? ds.classes : null;
+      const classTitle = classes && classes.length ? classes.slice(0, 50).map(String).join(", ") + (classes.length > 50 ? ", …" : "") : null;
+      return el("tr", null,
+        el("td", { class: "job-name" }, typeof ds.name === "string" && ds.name !== "" ? ds.name : "(unnamed)"),
+        el("td", { class: "ds-id" }, String(ds.id ?? "—")),
+        el("td", { class: "num" }, fmtInt(ds.rows)),
+        el("td", { class: "num" }, fmtInt(ds.features)),
+        el("td", null, typeof ds.task === "string" ? ds.task : "—"),
+        el("td", { class: "num", title: classTitle }, classes && classes.length ? String(classes.length) : "—"),
+        el("td", { class: "col-optional" }, timeNode(ds.created_at)));
+    });
+    $("datasets-body").replaceChildren(...rows);
+    $("datasets-empty").hidden = rows.length > 0;
+  }
+
+  // ---- start -------------------------------------------------------------
+
+  function selectFromHash() {
+    const raw = location.hash.replace(/^#/, "");
+    if (!raw) return;
+    let id;
+    try { id = decodeURIComponent(raw); } catch { return; }
+    if (id && id !== state.selectedId) selectJob(id, false);
+  }
+
+  function start() {
+    $("detail-close").addEventListener("click", closeDetail);
+    for (const canvas of [$("chart-loss"), $("chart-acc")]) {
+      canvas.addEventListener("mousemove", onChartPointer);
+      canvas.addEventListener("mouseleave", onChartLeave);
+    }
+    let resizeFrame = 0;
+    window.addEventListener("resize", () => {
+      cancelAnimationFrame(resizeFrame);
+      resizeFrame = requestAnimationFrame(drawCharts);
+    });
+    window.addEventListener("hashchange", selectFromHash);
+    document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
+    document.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && state.selectedId) closeDetail();
+    });
+    selectFromHash();
+    refresh();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

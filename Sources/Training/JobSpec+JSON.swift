@@ -1,0 +1,176 @@
+import Datasets
+import NeuralNetwork
+import Optimizers
+
+extension JobSpec {
+    /// The spec with every default filled in, as `GET /v1/jobs/{id}` shows it and the store keeps it.
+    public var jsonValue: JSONValue {
+        .object([
+            "name": JSONValue(name),
+            "task": "supervised",
+            "dataset": dataset.jsonValue,
+            "validation": validation.jsonValue,
+            "test": test.jsonValue,
+            "preprocessing": ["standardize": .bool(standardize)],
+            "model": model.jsonValue,
+            "loss": loss.jsonValue,
+            "optimizer": optimizer.jsonValue,
+            "schedule": .null,
+            "training": training.jsonValue,
+            "regularization": ["l1": JSONValue(regularization.l1), "l2": JSONValue(regularization.l2), "max_norm": .null],
+            "early_stopping": .null,
+            "augmentation": [],
+            "compression": [],
+            "distillation": .null,
+            "init": .null,
+            "distributed": .null,
+            "priority": JSONValue(priority),
+            "max_attempts": JSONValue(maxAttempts),
+            "notify": .null,
+        ])
+    }
+}
+
+extension DatasetSource {
+    public var jsonValue: JSONValue {
+        switch self {
+        case .uploaded(let id): ["id": JSONValue(id)]
+        case .named(let name): ["name": JSONValue(name)]
+        case .builtin(let kind, let options):
+            ["builtin": JSONValue(kind.rawValue), "samples": JSONValue(options.samples), "noise": JSONValue(options.noise),
+             "classes": JSONValue(kind.fixedClassCount ?? options.classes), "seed": JSONValue(Double(options.seed))]
+        }
+    }
+}
+
+extension HoldOut {
+    public var jsonValue: JSONValue {
+        switch self {
+        case .split(let fraction): ["split": JSONValue(fraction)]
+        case .dataset(let id): ["dataset": JSONValue(id)]
+        }
+    }
+}
+
+extension LossSpec {
+    public var jsonValue: JSONValue {
+        switch self {
+        case .crossEntropy(let smoothing, let weighting):
+            let weights: JSONValue = switch weighting {
+            case nil: .null
+            case .balanced: "balanced"
+            case .explicit(let values): .array(values.map { JSONValue($0) })
+            }
+            return ["type": "cross_entropy", "label_smoothing": JSONValue(smoothing), "class_weights": weights]
+        case .mse: return ["type": "mse"]
+        case .huber(let delta): return ["type": "huber", "delta": JSONValue(delta)]
+        case .bceWithLogits: return ["type": "bce_with_logits"]
+        }
+    }
+}
+
+extension OptimizerSpec {
+    public var jsonValue: JSONValue {
+        switch self {
+        case .sgd(let h):
+            ["type": "sgd", "lr": JSONValue(h.lr), "momentum": JSONValue(h.momentum), "dampening": JSONValue(h.dampening),
+             "nesterov": .bool(h.nesterov), "weight_decay": JSONValue(h.weightDecay)]
+        case .adam(let h):
+            ["type": "adam", "lr": JSONValue(h.lr), "betas": [JSONValue(h.beta1), JSONValue(h.beta2)], "eps": JSONValue(h.eps),
+             "weight_decay": JSONValue(h.weightDecay), "amsgrad": .bool(h.amsgrad)]
+        }
+    }
+}
+
+extension TrainingOptions {
+    public var jsonValue: JSONValue {
+        ["epochs": JSONValue(epochs), "batch_size": JSONValue(batchSize), "shuffle": .bool(shuffle), "seed": JSONValue(Double(seed)),
+         "gradient_clip_norm": gradientClipNorm.map { JSONValue($0) } ?? .null,
+         "gradient_clip_value": gradientClipValue.map { JSONValue($0) } ?? .null, "sampling": "uniform"]
+    }
+}
+
+/// What a job needs to know about its data before it runs, so a spec that cannot fit it is
+/// refused at submission (422) rather than failing in a worker.
+public struct DatasetSummary: Sendable, Equatable {
+    public var rows: Int
+    public var sampleShape: [Int]
+    public var task: LearningTask
+    public var classCount: Int?
+    /// Regression: values per row.
+    public var targetCount: Int
+
+    public init(rows: Int, sampleShape: [Int], task: LearningTask, classCount: Int?, targetCount: Int) {
+        self.rows = rows
+        self.sampleShape = sampleShape
+        self.task = task
+        self.classCount = classCount
+        self.targetCount = targetCount
+    }
+
+    public init(_ dataset: TabularDataset) {
+        self.init(rows: dataset.rows, sampleShape: dataset.sampleShape, task: dataset.task,
+                  classCount: dataset.classes?.count, targetCount: dataset.targetCount)
+    }
+}
+
+extension JobSpec {
+    /// The spec with `model.input_shape` taken from the data, checked against it: input size,
+    /// output units against classes or targets, loss against task, enough rows to split.
+    public func resolved(for data: DatasetSummary) throws(SpecProblems) -> JobSpec {
+        let diagnostics = SpecDiagnostics()
+        var spec = self
+        let features = data.sampleShape.reduce(1, *)
+        if let shape = model.inputShape, shape.reduce(1, *) != features {
+            diagnostics.report("model.input_shape", "\(shape) holds \(shape.reduce(1, *)) values but the dataset has \(features) features per sample")
+        }
+        if spec.model.inputShape == nil { spec.model.inputShape = data.sampleShape }
+
+        let outputs = model.outputCount(inputCount: features)
+        let lastLayerPath = "model.layers[\(lastResizingLayerIndex ?? max(model.layers.count - 1, 0))].units"
+        switch (loss, data.task) {
+        case (.crossEntropy(_, let weighting), .classification):
+            let classes = data.classCount ?? 0
+            if outputs != classes {
+                diagnostics.report(lastLayerPath, "the model has \(outputs) outputs but the dataset has \(classes) classes")
+            }
+            if case .explicit(let weights) = weighting, weights.count != classes {
+                diagnostics.report("loss.class_weights", "lists \(weights.count) weights but the dataset has \(classes) classes")
+            }
+        case (.crossEntropy, .regression):
+            diagnostics.report("loss", "cross_entropy needs class targets, but the dataset's target is numeric (regression); use mse or huber")
+        case (.bceWithLogits, .classification):
+            if data.classCount != 2 || outputs != 1 {
+                diagnostics.report("loss", "bce_with_logits on classes needs 2 classes and 1 output unit (got \(data.classCount ?? 0) classes, \(outputs) outputs); use cross_entropy")
+            }
+        case (.mse, .classification), (.huber, .classification):
+            diagnostics.report("loss", "\(loss.name) needs numeric targets, but the dataset's target has classes; use cross_entropy")
+        case (_, .regression):
+            if outputs != data.targetCount {
+                diagnostics.report(lastLayerPath, "the model has \(outputs) outputs but the dataset has \(data.targetCount) target values per row")
+            }
+        }
+        let heldOut = validation.fraction + test.fraction
+        let trainingRows = Int(Double(data.rows) * (1 - heldOut))
+        if trainingRows < 1 {
+            diagnostics.report("validation.split", "leaves no training rows out of \(data.rows)")
+        }
+        guard diagnostics.isEmpty else { throw SpecProblems(issues: diagnostics.issues) }
+        return spec
+    }
+
+    /// Index of the last layer that sets the output width (a dense layer).
+    private var lastResizingLayerIndex: Int? {
+        model.layers.lastIndex { if case .dense = $0 { return true } else { return false } }
+    }
+}
+
+extension ModelSpec {
+    /// Values per sample at the output, for `inputCount` values per sample at the input.
+    public func outputCount(inputCount: Int) -> Int {
+        layers.reduce(inputCount) { count, layer in
+            if case .dense(let units, _, _) = layer { return units }
+            return count
+        }
+    }
+}

@@ -1,0 +1,344 @@
+import Datasets
+import Foundation
+import NeuralNetwork
+import Optimizers
+
+/// A training job as submitted to `POST /v1/jobs` (API.md § Jobs), with every default filled in.
+///
+/// `JobSpec.parse` reads it from JSON and reports *every* problem at once with its path; parts of
+/// the spec that later work adds (schedules, compression, …) are refused with "not supported yet"
+/// instead of being silently ignored.
+public struct JobSpec: Sendable {
+    public var name: String?
+    public var dataset: DatasetSource
+    public var validation: HoldOut
+    public var test: HoldOut
+    public var standardize: Bool
+    public var model: ModelSpec
+    public var loss: LossSpec
+    public var optimizer: OptimizerSpec
+    public var training: TrainingOptions
+    public var regularization: Regularization
+    public var priority: Int
+    public var maxAttempts: Int
+}
+
+/// Where the samples come from: an uploaded dataset or a built-in generator.
+public enum DatasetSource: Sendable, Equatable {
+    case uploaded(id: String)
+    /// The newest uploaded dataset with this name; the server turns it into `uploaded(id:)` at submission.
+    case named(String)
+    case builtin(BuiltinDataset, BuiltinDatasetOptions)
+
+    /// The id the job store records: the dataset id, or `builtin:<name>`.
+    public var storageIdentifier: String {
+        switch self {
+        case .uploaded(let id): id
+        case .named(let name): "name:\(name)"
+        case .builtin(let kind, _): "builtin:\(kind.rawValue)"
+        }
+    }
+}
+
+/// The validation or test set: a fraction held out of the training data, or a separate dataset.
+public enum HoldOut: Sendable, Equatable {
+    case split(Double)
+    case dataset(id: String)
+
+    public var fraction: Double {
+        if case .split(let fraction) = self { return fraction }
+        return 0
+    }
+}
+
+public enum OptimizerSpec: Sendable, Equatable {
+    case sgd(SGDHyperparameters)
+    case adam(AdamHyperparameters)
+
+    public var learningRate: Float {
+        switch self {
+        case .sgd(let hyperparameters): hyperparameters.lr
+        case .adam(let hyperparameters): hyperparameters.lr
+        }
+    }
+}
+
+public enum Sampling: String, Sendable, CaseIterable { case uniform, balanced }
+
+public struct TrainingOptions: Sendable, Equatable {
+    public var epochs = 20
+    public var batchSize = 32
+    public var shuffle = true
+    public var seed: UInt64 = 0
+    public var gradientClipNorm: Double?
+    public var gradientClipValue: Double?
+}
+
+/// Penalties added to the loss over weights (not biases): l1·Σ|w| + l2·Σw².
+public struct Regularization: Sendable, Equatable {
+    public var l1 = 0.0
+    public var l2 = 0.0
+}
+
+extension JobSpec {
+    static let topLevelKeys = [
+        "name", "task", "dataset", "validation", "test", "preprocessing", "model", "loss", "optimizer", "schedule",
+        "training", "regularization", "early_stopping", "augmentation", "compression", "distillation", "init",
+        "distributed", "priority", "max_attempts", "notify",
+    ]
+
+    /// Parses and checks a spec. Throws `SpecProblems` listing every issue.
+    public static func parse(_ json: JSONValue) throws(SpecProblems) -> JobSpec {
+        let diagnostics = SpecDiagnostics()
+        let spec = read(json, diagnostics: diagnostics)
+        guard diagnostics.isEmpty, let spec else {
+            throw SpecProblems(issues: diagnostics.issues.isEmpty ? [SpecIssue(path: "", message: "invalid spec")] : diagnostics.issues)
+        }
+        return spec
+    }
+
+    public static func parse(_ data: Data) throws(SpecProblems) -> JobSpec {
+        let json: JSONValue
+        do { json = try JSONValue.parse(data) } catch { throw SpecProblems(issues: [error as? SpecIssue ?? SpecIssue(path: "", message: "\(error)")]) }
+        return try parse(json)
+    }
+
+    private static func read(_ json: JSONValue, diagnostics: SpecDiagnostics) -> JobSpec? {
+        guard let root = ObjectReader(json, path: "", diagnostics: diagnostics, allowedKeys: topLevelKeys) else { return nil }
+
+        let name = root.optionalString("name")
+        if let name, name.count > 200 { root.report("name", "must be at most 200 characters") }
+        let task = root.string("task", default: "supervised")
+        if task == "gan" { root.report("task", "GAN jobs are not supported yet") }
+        else if task != "supervised" { root.report("task", "must be \"supervised\" or \"gan\", got \"\(task)\"") }
+
+        let dataset = readDataset(root, diagnostics: diagnostics)
+        let validation = readHoldOut(root, key: "validation", defaultFraction: 0.2)
+        let test = readHoldOut(root, key: "test", defaultFraction: 0)
+        if validation.fraction + test.fraction >= 0.95 {
+            root.report("test", "validation and test splits together must leave at least 5% for training, got \(validation.fraction + test.fraction)")
+        }
+
+        var standardize = true
+        if let preprocessing = root.object("preprocessing", allowedKeys: ["standardize"]) {
+            standardize = preprocessing.bool("standardize", default: true)
+        }
+
+        var model: ModelSpec?
+        if let modelValue = root.fields["model"], modelValue != .null {
+            model = ModelSpec.parse(modelValue, path: "model", diagnostics: diagnostics)
+        } else {
+            root.report("model", "is required: {\"layers\": [...]}")
+        }
+
+        let loss = readLoss(root)
+        let optimizer = readOptimizer(root)
+        let training = readTraining(root)
+        let regularization = readRegularization(root)
+
+        root.rejectUnsupported("schedule", "learning-rate schedules")
+        root.rejectUnsupported("early_stopping", "early stopping")
+        for key in ["augmentation", "compression"] {
+            if let items = root.array(key), !items.isEmpty { root.report(key, "\(key) is not supported yet; use []") }
+        }
+        root.rejectUnsupported("distillation", "knowledge distillation")
+        root.rejectUnsupported("init", "starting from another job's weights")
+        root.rejectUnsupported("distributed", "distributed training")
+        root.rejectUnsupported("notify", "webhooks")
+
+        let priority = root.int("priority", default: 0, range: -1000...1000)
+        let maxAttempts = root.int("max_attempts", default: 3, range: 1...100)
+
+        guard let dataset, let model, let loss, let optimizer else { return nil }
+        return JobSpec(
+            name: name, dataset: dataset, validation: validation, test: test, standardize: standardize, model: model,
+            loss: loss, optimizer: optimizer, training: training, regularization: regularization,
+            priority: priority, maxAttempts: maxAttempts)
+    }
+
+    private static func readDataset(_ root: ObjectReader, diagnostics: SpecDiagnostics) -> DatasetSource? {
+        guard root.has("dataset") else {
+            root.report("dataset", "is required: {\"id\": \"ds_…\"}, {\"name\": \"digits\"} or {\"builtin\": \"spirals\"}")
+            return nil
+        }
+        guard let dataset = root.object("dataset", allowedKeys: ["id", "name", "builtin", "samples", "noise", "classes", "seed"]) else { return nil }
+        let id = dataset.optionalString("id"), name = dataset.optionalString("name")
+        if id != nil || name != nil {
+            for key in ["builtin", "samples", "noise", "classes", "seed"] where dataset.has(key) {
+                dataset.report(key, "only applies to a built-in dataset; this spec names an uploaded one")
+            }
+            if id != nil, name != nil { dataset.report("name", "give either id or name, not both") }
+            if let id { return .uploaded(id: id) }
+            if let name { return .named(name) }
+        }
+        guard let builtinName = dataset.optionalString("builtin") else {
+            dataset.report("id", "is required (or \"name\" of an uploaded dataset, or \"builtin\")")
+            return nil
+        }
+        let planned = ["gaussian_mixture", "sine_sequences", "shapes_images"]
+        guard let kind = BuiltinDataset(rawValue: builtinName) else {
+            if planned.contains(builtinName) {
+                dataset.report("builtin", "built-in dataset \"\(builtinName)\" is not supported yet")
+            } else {
+                dataset.report("builtin", "must be one of \(BuiltinDataset.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(builtinName)\"")
+            }
+            return nil
+        }
+        var options = BuiltinDatasetOptions()
+        options.samples = dataset.int("samples", default: options.samples, range: 10...1_000_000)
+        options.noise = dataset.double("noise", default: options.noise, check: Check.nonNegative)
+        options.classes = dataset.int("classes", default: options.classes, range: 2...100)
+        if let fixed = kind.fixedClassCount, dataset.has("classes"), options.classes != fixed {
+            dataset.report("classes", "\(kind.rawValue) always has \(fixed) classes, got \(options.classes)")
+        }
+        options.seed = UInt64(dataset.int("seed", default: 0, range: 0...Int.max))
+        return .builtin(kind, options)
+    }
+
+    private static func readHoldOut(_ root: ObjectReader, key: String, defaultFraction: Double) -> HoldOut {
+        guard let object = root.object(key, allowedKeys: ["split", "dataset"]) else { return .split(defaultFraction) }
+        if let id = object.optionalString("dataset") {
+            if object.has("split") { object.report("split", "give either split or dataset, not both") }
+            return .dataset(id: id)
+        }
+        return .split(object.double("split", default: defaultFraction, check: { (0..<1).contains($0) ? nil : "must be ≥ 0 and < 1" }))
+    }
+
+    /// Reads a `loss` value on its own (the saved model's metadata keeps it).
+    static func parseLoss(_ value: JSONValue, diagnostics: SpecDiagnostics) -> LossSpec? {
+        guard let holder = ObjectReader(.object(["loss": value]), path: "", diagnostics: diagnostics, allowedKeys: ["loss"]) else { return nil }
+        return readLoss(holder)
+    }
+
+    private static func readLoss(_ root: ObjectReader) -> LossSpec? {
+        let names = ["cross_entropy", "mse", "huber", "bce_with_logits"]
+        guard let value = root.fields["loss"], value != .null else { return .crossEntropy(labelSmoothing: 0, classWeights: nil) }
+        if case .string(let name) = value {
+            switch name {
+            case "cross_entropy": return .crossEntropy(labelSmoothing: 0, classWeights: nil)
+            case "mse": return .mse
+            case "huber": return .huber(delta: 1)
+            case "bce_with_logits": return .bceWithLogits
+            case "distillation": root.report("loss", "distillation is set with the top-level \"distillation\" key, which is not supported yet")
+            default: root.report("loss", "must be one of \(names.joined(separator: ", ")), got \"\(name)\"")
+            }
+            return nil
+        }
+        guard let loss = root.object("loss", allowedKeys: ["type", "label_smoothing", "class_weights", "delta"]) else { return nil }
+        let type = loss.string("type", default: "")
+        switch type {
+        case "cross_entropy":
+            let smoothing = loss.double("label_smoothing", default: 0, check: { (0...1).contains($0) ? nil : "must be between 0 and 1" })
+            var weighting: ClassWeighting?
+            if let weights = loss.fields["class_weights"], weights != .null {
+                if weights == .string("balanced") { weighting = .balanced }
+                else if let values = loss.doubleArray("class_weights") {
+                    if values.isEmpty || values.contains(where: { $0 < 0 }) || values.allSatisfy({ $0 == 0 }) {
+                        loss.report("class_weights", "must be \"balanced\" or a list of non-negative weights, not all zero")
+                    }
+                    weighting = .explicit(values)
+                } else if case .string(let other) = weights {
+                    loss.report("class_weights", "must be \"balanced\" or a list of weights, got \"\(other)\"")
+                }
+            }
+            if loss.has("delta") { loss.report("delta", "only applies to the huber loss") }
+            return .crossEntropy(labelSmoothing: smoothing, classWeights: weighting)
+        case "huber":
+            for key in ["label_smoothing", "class_weights"] where loss.has(key) { loss.report(key, "only applies to cross_entropy") }
+            return .huber(delta: loss.double("delta", default: 1, check: Check.positive))
+        case "mse", "bce_with_logits":
+            for key in ["label_smoothing", "class_weights", "delta"] where loss.has(key) { loss.report(key, "does not apply to \(type)") }
+            return type == "mse" ? .mse : .bceWithLogits
+        case "":
+            loss.report("type", "is required: one of \(names.joined(separator: ", "))")
+        default:
+            loss.report("type", "must be one of \(names.joined(separator: ", ")), got \"\(type)\"")
+        }
+        return nil
+    }
+
+    private static func readOptimizer(_ root: ObjectReader) -> OptimizerSpec? {
+        let plannedTypes = ["gd", "adagrad", "rmsprop", "adamw", "nadam", "adadelta", "lbfgs", "bfgs", "newton"]
+        guard root.has("optimizer") else { return .adam(AdamHyperparameters()) }
+        guard let optimizer = root.object("optimizer", allowedKeys: [
+            "type", "lr", "momentum", "dampening", "nesterov", "weight_decay", "betas", "eps", "amsgrad",
+        ]) else { return nil }
+        let type = optimizer.string("type", default: "adam")
+        let lr = Float(optimizer.double("lr", default: 0.001, check: Check.positive))
+        let weightDecay = Float(optimizer.double("weight_decay", default: 0, check: Check.nonNegative))
+        func rejectKeys(_ keys: [String]) {
+            for key in keys where optimizer.has(key) { optimizer.report(key, "does not apply to the \(type) optimizer") }
+        }
+        var spec: OptimizerSpec?
+        switch type {
+        case "sgd":
+            rejectKeys(["betas", "eps", "amsgrad"])
+            spec = .sgd(SGDHyperparameters(
+                lr: lr,
+                momentum: Float(optimizer.double("momentum", default: 0, check: Check.nonNegative)),
+                dampening: Float(optimizer.double("dampening", default: 0, check: Check.unitInterval)),
+                nesterov: optimizer.bool("nesterov", default: false),
+                weightDecay: weightDecay))
+        case "adam":
+            rejectKeys(["momentum", "dampening", "nesterov"])
+            var betas: [Double] = [0.9, 0.999]
+            if let given = optimizer.doubleArray("betas") {
+                if given.count == 2 { betas = given } else { optimizer.report("betas", "must be two numbers [beta1, beta2], got \(given.count)") }
+            }
+            spec = .adam(AdamHyperparameters(
+                lr: lr, beta1: Float(betas[0]), beta2: Float(betas[1]),
+                eps: Float(optimizer.double("eps", default: 1e-8, check: Check.nonNegative)),
+                weightDecay: weightDecay, amsgrad: optimizer.bool("amsgrad", default: false)))
+        case _ where plannedTypes.contains(type):
+            optimizer.report("type", "optimizer \"\(type)\" is not supported yet; supported: sgd, adam")
+        default:
+            optimizer.report("type", "must be one of sgd, adam, \(plannedTypes.joined(separator: ", ")), got \"\(type)\"")
+        }
+        // The optimizers' own checks (e.g. Nesterov needs momentum and no dampening), reported under optimizer.*.
+        let problems: [OptimizerError]
+        switch spec {
+        case .sgd(let hyperparameters): problems = hyperparameters.problems
+        case .adam(let hyperparameters): problems = hyperparameters.problems
+        case nil: problems = []
+        }
+        let alreadyReported = Set(optimizer.diagnostics.issues.map(\.path))
+        for problem in problems where !alreadyReported.contains(optimizer.childPath(problem.field)) {
+            optimizer.report(problem.field, problem.message)
+        }
+        return spec
+    }
+
+    private static func readTraining(_ root: ObjectReader) -> TrainingOptions {
+        var options = TrainingOptions()
+        guard let training = root.object("training", allowedKeys: [
+            "epochs", "batch_size", "shuffle", "seed", "gradient_clip_norm", "gradient_clip_value", "sampling",
+        ]) else { return options }
+        options.epochs = training.int("epochs", default: options.epochs, range: 1...100_000)
+        options.batchSize = training.int("batch_size", default: options.batchSize, range: 1...65_536)
+        options.shuffle = training.bool("shuffle", default: true)
+        options.seed = UInt64(training.int("seed", default: 0, range: 0...Int.max))
+        options.gradientClipNorm = training.optionalDouble("gradient_clip_norm", check: Check.positive)
+        options.gradientClipValue = training.optionalDouble("gradient_clip_value", check: Check.positive)
+        if training.choice("sampling", default: Sampling.uniform) == .balanced {
+            training.report("sampling", "balanced sampling is not supported yet; use \"uniform\"")
+        }
+        return options
+    }
+
+    private static func readRegularization(_ root: ObjectReader) -> Regularization {
+        var regularization = Regularization()
+        guard let object = root.object("regularization", allowedKeys: ["l1", "l2", "elastic_net", "max_norm"]) else { return regularization }
+        regularization.l1 = object.double("l1", default: 0, check: Check.nonNegative)
+        regularization.l2 = object.double("l2", default: 0, check: Check.nonNegative)
+        object.rejectUnsupported("elastic_net", "elastic net")
+        object.rejectUnsupported("max_norm", "max-norm")
+        return regularization
+    }
+}
+
+/// Every problem found in a spec (a 422 with `details`).
+public struct SpecProblems: Error, Sendable, CustomStringConvertible {
+    public let issues: [SpecIssue]
+    public init(issues: [SpecIssue]) { self.issues = issues }
+    public var description: String { issues.map(\.description).joined(separator: "; ") }
+}

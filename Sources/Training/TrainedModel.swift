@@ -1,0 +1,167 @@
+import Datasets
+import Foundation
+import NeuralNetwork
+import Tensors
+
+/// A trained network with what it needs to answer raw inputs: the standardization fitted on the
+/// training rows, the class labels and the loss (which decides how outputs are read).
+///
+/// Saved as `.safetensors` (API.md § Models): tensors `layers.<i>.<param>` in torch layout, and
+/// string metadata `format`, `version`, `architecture`, `preprocessing`, `classes`, `input_shape`,
+/// `task`, `loss`.
+public final class TrainedModel: @unchecked Sendable {
+    public let network: Network
+    public let standardization: Standardization?
+    public let classes: [String]?
+    public let task: LearningTask
+    public let loss: LossSpec
+    /// Serializes `predict`: the network's buffers are reused between calls.
+    private let lock = NSLock()
+
+    public init(network: Network, standardization: Standardization?, classes: [String]?, task: LearningTask, loss: LossSpec) {
+        self.network = network
+        self.standardization = standardization
+        self.classes = classes
+        self.task = task
+        self.loss = loss
+    }
+
+    public var inputCount: Int { network.inputShape.reduce(1, *) }
+
+    // MARK: Saving and loading
+
+    public func safetensors() -> Data {
+        let tensors = network.namedParameters.map { name, parameter in
+            SafeTensorsFile.Entry(name: name, shape: parameter.shape, values: parameter.value.array)
+        }
+        let preprocessing: JSONValue = standardization.map {
+            ["mean": .array($0.mean.map { JSONValue($0) }), "std": .array($0.std.map { JSONValue($0) })]
+        } ?? .null
+        let metadata: [String: String] = [
+            "format": "descent",
+            "version": "1",
+            "architecture": network.spec.jsonValue.encodedString(),
+            "preprocessing": preprocessing.encodedString(),
+            "classes": (classes.map { JSONValue($0) } ?? .null).encodedString(),
+            "input_shape": JSONValue(network.inputShape).encodedString(),
+            "task": task.rawValue,
+            "loss": loss.jsonValue.encodedString(),
+        ]
+        return SafeTensorsFile(tensors: tensors, metadata: metadata).serialized()
+    }
+
+    public enum LoadError: Error, CustomStringConvertible {
+        case invalid(String)
+        public var description: String {
+            switch self { case .invalid(let message): "cannot load model: \(message)" }
+        }
+    }
+
+    /// Rebuilds a model from the bytes `safetensors()` wrote.
+    public static func load(_ data: Data) throws -> TrainedModel {
+        let file = try SafeTensorsFile.parse(data)
+        let metadata = file.metadata
+        guard metadata["format"] == "descent", metadata["version"] == "1" else {
+            throw LoadError.invalid("metadata format/version is not descent/1")
+        }
+        func json(_ key: String) throws -> JSONValue {
+            guard let text = metadata[key] else { throw LoadError.invalid("metadata has no \(key)") }
+            return try JSONValue.parse(Data(text.utf8))
+        }
+        let diagnostics = SpecDiagnostics()
+        guard let spec = ModelSpec.parse(try json("architecture"), path: "architecture", diagnostics: diagnostics),
+              spec.inputShape != nil
+        else { throw LoadError.invalid(diagnostics.issues.map(\.description).joined(separator: "; ")) }
+        let network = Network(spec: spec, seed: 0)
+        for (name, parameter) in network.namedParameters {
+            guard let entry = file.tensor(named: name), entry.shape == parameter.shape else {
+                throw LoadError.invalid("tensor \(name) is missing or has the wrong shape")
+            }
+            _ = parameter.value.values.update(fromContentsOf: entry.values)
+        }
+        var standardization: Standardization?
+        if case .object(let fields) = try json("preprocessing"),
+           case .array(let mean)? = fields["mean"], case .array(let std)? = fields["std"] {
+            standardization = Standardization(mean: mean.map(Self.float), std: std.map(Self.float))
+        }
+        var classes: [String]?
+        if case .array(let labels) = try json("classes") {
+            classes = labels.map { if case .string(let label) = $0 { label } else { $0.encodedString() } }
+        }
+        let task = LearningTask(rawValue: metadata["task"] ?? "") ?? (classes == nil ? .regression : .classification)
+        let lossDiagnostics = SpecDiagnostics()
+        let lossSpec = JobSpec.parseLoss(try json("loss"), diagnostics: lossDiagnostics) ?? .crossEntropy(labelSmoothing: 0, classWeights: nil)
+        return TrainedModel(network: network, standardization: standardization, classes: classes, task: task, loss: lossSpec)
+    }
+
+    private static func float(_ value: JSONValue) -> Float {
+        if case .number(let number) = value { return Float(number) }
+        return 0
+    }
+
+    // MARK: Predicting
+
+    public struct Prediction: Sendable {
+        /// Class probabilities (classification) or predicted values (regression), one row per input.
+        public var outputs: [[Float]]
+        /// Class labels (classification) or the predicted values (regression).
+        public var predictions: [JSONValue]
+    }
+
+    public struct InputError: Error, CustomStringConvertible {
+        public let path: String
+        public let message: String
+        public var description: String { "\(path): \(message)" }
+    }
+
+    /// Applies the stored standardization, runs the network in inference mode and reads outputs
+    /// as probabilities (softmax for cross-entropy, sigmoid for BCE) or values.
+    public func predict(_ inputs: [[Double]]) throws(InputError) -> Prediction {
+        guard !inputs.isEmpty else { throw InputError(path: "inputs", message: "must contain at least one row") }
+        for (index, row) in inputs.enumerated() {
+            guard row.count == inputCount else {
+                throw InputError(path: "inputs[\(index)]", message: "has \(row.count) values; the model takes \(inputCount)")
+            }
+            if let bad = row.firstIndex(where: { !$0.isFinite }) {
+                throw InputError(path: "inputs[\(index)][\(bad)]", message: "must be a finite number")
+            }
+        }
+        var features = inputs.flatMap { $0.map(Float.init) }
+        standardization?.apply(to: &features, featureCount: inputCount)
+        let input = Tensor(shape: [inputs.count] + network.inputShape, values: features)
+        let width = network.outputShape.reduce(1, *)
+        lock.lock()
+        defer { lock.unlock() }
+        let output = network.forward(input, isTraining: false)
+        var rows: [[Float]] = []
+        var predictions: [JSONValue] = []
+        switch loss {
+        case .crossEntropy:
+            let probabilities = Tensor(shape: output.shape)
+            softmaxRows(output, into: probabilities)
+            for i in 0..<inputs.count {
+                let row = Array(probabilities.values[(i * width)..<((i + 1) * width)])
+                rows.append(row)
+                let best = row.indices.max { row[$0] < row[$1] } ?? 0
+                predictions.append(JSONValue(classes?[best] ?? String(best)))
+            }
+        case .bceWithLogits:
+            for i in 0..<inputs.count {
+                let row = (0..<width).map { 1 / (1 + expf(-output[i * width + $0])) }
+                rows.append(row)
+                if task == .classification, let classes, classes.count == 2, width == 1 {
+                    predictions.append(JSONValue(classes[row[0] >= 0.5 ? 1 : 0]))
+                } else {
+                    predictions.append(width == 1 ? JSONValue(row[0]) : .array(row.map { JSONValue($0) }))
+                }
+            }
+        case .mse, .huber:
+            for i in 0..<inputs.count {
+                let row = Array(output.values[(i * width)..<((i + 1) * width)])
+                rows.append(row)
+                predictions.append(width == 1 ? JSONValue(row[0]) : .array(row.map { JSONValue($0) }))
+            }
+        }
+        return Prediction(outputs: rows, predictions: predictions)
+    }
+}

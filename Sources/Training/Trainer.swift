@@ -1,0 +1,315 @@
+import Datasets
+import Foundation
+import NeuralNetwork
+import Optimizers
+import Tensors
+
+/// One row of `GET /v1/jobs/{id}/metrics`.
+public struct EpochMetrics: Sendable, Equatable, Codable {
+    public var epoch: Int
+    public var trainLoss: Double
+    public var trainAccuracy: Double?
+    public var validationLoss: Double?
+    public var validationAccuracy: Double?
+    public var learningRate: Double
+    public var gradientNorm: Double
+    public var penalty: Double
+    public var sparsity: Double
+    public var seconds: Double
+    public var samplesPerSecond: Double
+}
+
+/// Loss and accuracy of a model on a dataset (accuracy only for classes).
+public struct Evaluation: Sendable, Equatable {
+    public var loss: Double
+    public var accuracy: Double?
+}
+
+/// What the trainer tells the outside world, and asks it.
+public protocol TrainingObserver: AnyObject {
+    /// Checked between batches: true stops training (cancellation).
+    func shouldStop() -> Bool
+    func epochDidFinish(_ metrics: EpochMetrics)
+}
+
+public enum TrainingError: Error, Equatable, CustomStringConvertible {
+    /// The loss became NaN or infinite.
+    case diverged(epoch: Int, loss: Double)
+    case invalidSpec(String)
+
+    public var description: String {
+        switch self {
+        case .diverged(let epoch, let loss):
+            "the training loss became \(loss) in epoch \(epoch); try a smaller learning rate (optimizer.lr) or gradient clipping (training.gradient_clip_norm)"
+        case .invalidSpec(let message): message
+        }
+    }
+}
+
+public struct TrainingOutcome {
+    public var model: TrainedModel
+    public var history: [EpochMetrics]
+    public var test: Evaluation?
+    public var wasStopped: Bool
+}
+
+/// Runs mini-batch training of one job: shuffle, forward, loss, backward, penalties, clipping,
+/// optimizer step; evaluates on the validation set after every epoch.
+///
+/// Everything the per-batch path touches is allocated in `init` or on the first batch.
+public final class Trainer {
+    public let spec: JobSpec
+    public let data: PreparedData
+    public let network: Network
+    public let optimizer: any Optimizer
+    let loss: LossFunction
+
+    private let batchInput: Tensor
+    private let lossGradient: Tensor
+    private var batchClassTargets: [Int32]
+    private var batchValueTargets: [Float]
+    private var order: [Int]
+    private var shuffleGenerator: SeededGenerator
+    private let weights: [Parameter]
+
+    public init(spec: JobSpec, data: PreparedData) throws {
+        guard spec.model.inputShape != nil else { throw TrainingError.invalidSpec("model.input_shape is not resolved") }
+        self.spec = spec
+        self.data = data
+        network = Network(spec: spec.model, seed: spec.training.seed)
+        switch spec.optimizer {
+        case .sgd(let hyperparameters): optimizer = try SGD(parameters: network.parameters, hyperparameters: hyperparameters)
+        case .adam(let hyperparameters): optimizer = try Adam(parameters: network.parameters, hyperparameters: hyperparameters)
+        }
+        loss = LossFunction(spec: spec.loss, classWeights: Self.classWeights(for: spec.loss, train: data.train))
+        let batch = spec.training.batchSize
+        batchInput = Tensor(shape: [batch] + network.inputShape)
+        lossGradient = Tensor(shape: [batch] + network.outputShape)
+        batchClassTargets = [Int32](repeating: 0, count: batch)
+        batchValueTargets = [Float](repeating: 0, count: batch * data.train.targetCount)
+        order = Array(0..<data.train.rows)
+        shuffleGenerator = SeededGenerator(seed: spec.training.seed, purpose: "shuffle")
+        weights = network.parameters.filter(\.isWeight)
+    }
+
+    /// Class weights resolved against the training split: explicit, or n / (C · count_c) for "balanced".
+    static func classWeights(for loss: LossSpec, train: TabularDataset) -> [Float]? {
+        guard case .crossEntropy(_, let weighting?) = loss else { return nil }
+        switch weighting {
+        case .explicit(let values): return values.map(Float.init)
+        case .balanced:
+            let classCount = train.classes?.count ?? 0
+            var counts = [Int](repeating: 0, count: classCount)
+            for index in train.classIndices { counts[Int(index)] += 1 }
+            return counts.map { $0 == 0 ? 0 : Float(train.rows) / Float(classCount * $0) }
+        }
+    }
+
+    public func run(observer: (any TrainingObserver)? = nil) throws -> TrainingOutcome {
+        var history: [EpochMetrics] = []
+        var stopped = false
+        for epoch in 1...spec.training.epochs {
+            guard let metrics = try trainEpoch(epoch, observer: observer) else { stopped = true; break }
+            history.append(metrics)
+            observer?.epochDidFinish(metrics)
+        }
+        let test = data.test.map { evaluate(on: $0) }
+        let model = TrainedModel(network: network, standardization: data.standardization, classes: data.train.classes,
+                                 task: data.train.task, loss: spec.loss)
+        return TrainingOutcome(model: model, history: history, test: test, wasStopped: stopped)
+    }
+
+    /// One pass over the training set; nil when the observer asked to stop.
+    func trainEpoch(_ epoch: Int, observer: (any TrainingObserver)?) throws -> EpochMetrics? {
+        let train = data.train
+        let batchSize = spec.training.batchSize
+        if spec.training.shuffle { shuffleGenerator.shuffle(&order) }
+        let start = DispatchTime.now().uptimeNanoseconds
+        var lossSum = 0.0, correct = 0, seen = 0, gradientNormSum = 0.0, steps = 0
+        var batchStart = 0
+        while batchStart < train.rows {
+            if observer?.shouldStop() == true { return nil }
+            let count = min(batchSize, train.rows - batchStart)
+            loadBatch(from: train, positions: batchStart..<(batchStart + count))
+            optimizer.zeroGradients()
+            let output = network.forward(batchInput, isTraining: true)
+            let batchLoss = batchClassTargets.withUnsafeBufferPointer { classes in
+                batchValueTargets.withUnsafeBufferPointer { values in
+                    loss.evaluate(predictions: output, classTargets: classes.baseAddress, valueTargets: values.baseAddress,
+                                  gradient: lossGradient)
+                }
+            }
+            guard batchLoss.isFinite else { throw TrainingError.diverged(epoch: epoch, loss: batchLoss) }
+            if train.task == .classification, loss.spec.usesClassTargets { correct += countCorrect(output) }
+            network.backward(lossGradient)
+            applyPenaltyGradients()
+            gradientNormSum += clipGradients()
+            optimizer.step()
+            lossSum += batchLoss * Double(count)
+            seen += count
+            steps += 1
+            batchStart += count
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let validation = data.validation.map { evaluate(on: $0) }
+        return EpochMetrics(
+            epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)),
+            trainAccuracy: train.task == .classification && loss.spec.usesClassTargets ? Double(correct) / Double(max(seen, 1)) : nil,
+            validationLoss: validation?.loss, validationAccuracy: validation?.accuracy,
+            learningRate: Double(optimizer.learningRate), gradientNorm: gradientNormSum / Double(max(steps, 1)),
+            penalty: penalty(), sparsity: sparsity(), seconds: seconds, samplesPerSecond: Double(seen) / max(seconds, 1e-9))
+    }
+
+    /// Copies the rows at `order[positions]` into the batch buffers.
+    private func loadBatch(from dataset: TabularDataset, positions: Range<Int>) {
+        let rowSize = dataset.featureCount
+        batchInput.reshape([positions.count] + network.inputShape)
+        dataset.features.withUnsafeBufferPointer { features in
+            for (slot, position) in positions.enumerated() {
+                let row = order[position]
+                (batchInput.pointer + slot * rowSize).update(from: features.baseAddress! + row * rowSize, count: rowSize)
+            }
+        }
+        if dataset.task == .classification {
+            for (slot, position) in positions.enumerated() { batchClassTargets[slot] = dataset.classIndices[order[position]] }
+            if !loss.spec.usesClassTargets {  // binary classes with bce_with_logits: the class index is the 0/1 target
+                for slot in 0..<positions.count { batchValueTargets[slot] = Float(batchClassTargets[slot]) }
+            }
+        } else {
+            let width = dataset.targetCount
+            for (slot, position) in positions.enumerated() {
+                for j in 0..<width { batchValueTargets[slot * width + j] = dataset.targetValues[order[position] * width + j] }
+            }
+        }
+    }
+
+    private func countCorrect(_ output: Tensor) -> Int {
+        let c = output.rowSize
+        var correct = 0
+        for i in 0..<output.rows {
+            let row = output.pointer + i * c
+            var best = 0
+            for k in 1..<c where row[k] > row[best] { best = k }
+            if Int32(best) == batchClassTargets[i] { correct += 1 }
+        }
+        return correct
+    }
+
+    /// Adds d/dw of l1·Σ|w| + l2·Σw² to the weights' gradients.
+    private func applyPenaltyGradients() {
+        let l1 = Float(spec.regularization.l1), l2 = Float(spec.regularization.l2)
+        guard l1 > 0 || l2 > 0 else { return }
+        for parameter in weights {
+            let w = parameter.value.pointer, g = parameter.gradient.pointer
+            for i in 0..<parameter.count {
+                let sign: Float = w[i] > 0 ? 1 : (w[i] < 0 ? -1 : 0)
+                g[i] += l1 * sign + 2 * l2 * w[i]
+            }
+        }
+    }
+
+    /// Clips by value, then by global norm (torch's clip_grad_value_ / clip_grad_norm_); returns the norm before clipping.
+    private func clipGradients() -> Double {
+        let parameters = optimizer.parameters
+        if let limit = spec.training.gradientClipValue.map(Float.init) {
+            for parameter in parameters {
+                let g = parameter.gradient.pointer
+                for i in 0..<parameter.count { g[i] = min(max(g[i], -limit), limit) }
+            }
+        }
+        var squares = 0.0
+        for parameter in parameters {
+            squares += Double(BLAS.dot(count: parameter.count, parameter.gradient.pointer, parameter.gradient.pointer))
+        }
+        let norm = squares.squareRoot()
+        if let maxNorm = spec.training.gradientClipNorm, norm > maxNorm {
+            let scale = Float(maxNorm / (norm + 1e-6))
+            for parameter in parameters { BLAS.scale(count: parameter.count, alpha: scale, x: parameter.gradient.pointer) }
+        }
+        return norm
+    }
+
+    /// The regularization penalty at the current weights.
+    func penalty() -> Double {
+        let l1 = spec.regularization.l1, l2 = spec.regularization.l2
+        guard l1 > 0 || l2 > 0 else { return 0 }
+        var total = 0.0
+        for parameter in weights {
+            for value in parameter.value.values { total += l1 * Double(abs(value)) + l2 * Double(value * value) }
+        }
+        return total
+    }
+
+    /// Fraction of weights that are exactly zero.
+    func sparsity() -> Double {
+        var zeros = 0, total = 0
+        for parameter in weights {
+            total += parameter.count
+            for value in parameter.value.values where value == 0 { zeros += 1 }
+        }
+        return total == 0 ? 0 : Double(zeros) / Double(total)
+    }
+
+    /// Mean loss (and accuracy for classes) in inference mode.
+    public func evaluate(on dataset: TabularDataset) -> Evaluation {
+        let evaluator = Evaluator(network: network, loss: loss)
+        return evaluator.evaluate(dataset)
+    }
+}
+
+/// Evaluates a network on a dataset in inference mode, in batches.
+struct Evaluator {
+    let network: Network
+    let loss: LossFunction
+    var batchSize = 256
+
+    func evaluate(_ dataset: TabularDataset) -> Evaluation {
+        guard dataset.rows > 0 else { return Evaluation(loss: 0, accuracy: nil) }
+        let input = Tensor(shape: [batchSize] + network.inputShape)
+        let gradient = Tensor(shape: [batchSize] + network.outputShape)
+        let isClassification = dataset.task == .classification
+        var lossSum = 0.0, correct = 0
+        var classTargets = [Int32](repeating: 0, count: batchSize)
+        var valueTargets = [Float](repeating: 0, count: batchSize * max(dataset.targetCount, 1))
+        var start = 0
+        while start < dataset.rows {
+            let count = min(batchSize, dataset.rows - start)
+            let rowSize = dataset.featureCount
+            input.reshape([count] + network.inputShape)
+            dataset.features.withUnsafeBufferPointer { features in
+                input.pointer.update(from: features.baseAddress! + start * rowSize, count: count * rowSize)
+            }
+            if isClassification {
+                for i in 0..<count {
+                    classTargets[i] = dataset.classIndices[start + i]
+                    valueTargets[i] = Float(classTargets[i])
+                }
+            } else {
+                let width = dataset.targetCount
+                for i in 0..<(count * width) { valueTargets[i] = dataset.targetValues[start * width + i] }
+            }
+            let output = network.forward(input, isTraining: false)
+            lossSum += Double(count) * classTargets.withUnsafeBufferPointer { classes in
+                valueTargets.withUnsafeBufferPointer { values in
+                    loss.evaluate(predictions: output, classTargets: classes.baseAddress, valueTargets: values.baseAddress, gradient: gradient)
+                }
+            }
+            if isClassification {
+                let c = output.rowSize
+                for i in 0..<count {
+                    let row = output.pointer + i * c
+                    let predicted: Int32
+                    if c == 1 { predicted = row[0] > 0 ? 1 : 0 }
+                    else {
+                        var best = 0
+                        for k in 1..<c where row[k] > row[best] { best = k }
+                        predicted = Int32(best)
+                    }
+                    if predicted == classTargets[i] { correct += 1 }
+                }
+            }
+            start += count
+        }
+        return Evaluation(loss: lossSum / Double(dataset.rows), accuracy: isClassification ? Double(correct) / Double(dataset.rows) : nil)
+    }
+}

@@ -1,0 +1,189 @@
+import Datasets
+import Foundation
+import JobStore
+import Logging
+import NeuralNetwork
+import Training
+
+/// Trains one claimed job from start to finish and records the outcome. Never throws: every
+/// failure ends as a `failed` job with a message, and the worker moves on.
+struct JobRunner: Sendable {
+    let jobs: any JobRepository
+    let datasets: any DatasetRepository
+    let events: JobEventHub
+    let folder: DataFolder
+    let logger: Logger
+
+    init(jobs: any JobRepository, datasets: any DatasetRepository, events: JobEventHub, dataDirectory: URL, logger: Logger) {
+        self.jobs = jobs
+        self.datasets = datasets
+        self.events = events
+        folder = DataFolder(root: dataDirectory)
+        self.logger = logger
+    }
+
+    func run(_ job: JobRecord, stopCheck: @escaping @Sendable () -> StopReason?) {
+        var logger = logger
+        logger[metadataKey: "job"] = "\(job.id)"
+        events.publish(.status(jobId: job.id, status: .running))
+        if job.attempt > job.maxAttempts {
+            finish(job, .failed, code: "too_many_attempts",
+                   message: "the job was interrupted \(job.attempt - 1) times (max_attempts \(job.maxAttempts))")
+            return
+        }
+        logger.info("training job (attempt \(job.attempt))")
+        let started = Date()
+        do {
+            let (spec, data) = try prepare(job)
+            let trainer = try Trainer(spec: spec, data: data)
+            let observer = Observer(job: job, spec: spec, jobs: jobs, events: events, stopCheck: stopCheck, logger: logger)
+            let outcome = try trainer.run(observer: observer)
+            if outcome.wasStopped {
+                if observer.stopReason == .shutdown {
+                    try jobs.requeueJob(id: job.id)
+                    events.publish(.status(jobId: job.id, status: .queued))
+                    logger.info("job stopped by shutdown; back in the queue")
+                } else {
+                    finish(job, .cancelled, code: nil, message: nil)
+                }
+                return
+            }
+            let modelData = outcome.model.safetensors()
+            try DataFolder.writeAtomically(modelData, to: folder.modelFile(jobId: job.id))
+            let last = outcome.history.last
+            let result: JSONValue = [
+                "test_accuracy": outcome.test?.accuracy.map { JSONValue($0) } ?? .null,
+                "test_loss": outcome.test.map { JSONValue($0.loss) } ?? .null,
+                "val_accuracy": last?.validationAccuracy.map { JSONValue($0) } ?? .null,
+                "val_loss": last?.validationLoss.map { JSONValue($0) } ?? .null,
+                "train_loss": last.map { JSONValue($0.trainLoss) } ?? .null,
+                "parameters": JSONValue(trainer.network.parameterCount),
+                "model_bytes": JSONValue(modelData.count),
+                "seconds": JSONValue(Date().timeIntervalSince(started)),
+            ]
+            finish(job, .succeeded, code: nil, message: nil, result: result.encodedString())
+            logger.info("job succeeded", metadata: ["test_accuracy": "\(outcome.test?.accuracy ?? .nan)"])
+        } catch let error as TrainingError {
+            let code = if case .diverged = error { "diverged" } else { "invalid_spec" }
+            finish(job, .failed, code: code, message: error.description)
+        } catch let problems as SpecProblems {
+            finish(job, .failed, code: "invalid_spec", message: problems.description)
+        } catch let error as DatasetError {
+            finish(job, .failed, code: "dataset_error", message: error.description)
+        } catch {
+            finish(job, .failed, code: "internal_error", message: String(describing: error))
+        }
+    }
+
+    /// Reads the stored spec, loads and splits its data.
+    private func prepare(_ job: JobRecord) throws -> (JobSpec, PreparedData) {
+        let spec = try JobSpec.parse(Data(job.spec.utf8))
+        let dataset = try loadDataset(spec.dataset)
+        func holdOut(_ holdOut: HoldOut) throws -> TabularDataset? {
+            guard case .dataset(let id) = holdOut else { return nil }
+            return try loadDataset(.uploaded(id: id))
+        }
+        let resolved = try spec.resolved(for: DatasetSummary(dataset))
+        let data = PreparedData(spec: resolved, dataset: dataset, validationDataset: try holdOut(spec.validation),
+                                testDataset: try holdOut(spec.test))
+        return (resolved, data)
+    }
+
+    private func loadDataset(_ source: DatasetSource) throws -> TabularDataset {
+        switch source {
+        case .builtin(let kind, let options): return kind.generate(options)
+        case .uploaded(let id):
+            guard let record = try datasets.dataset(id: id) else {
+                throw TrainingError.invalidSpec("dataset \(id) no longer exists")
+            }
+            return try folder.load(record)
+        case .named(let name):
+            guard let record = try datasets.listDatasets().first(where: { $0.name == name }) else {
+                throw TrainingError.invalidSpec("no dataset named \(name)")
+            }
+            return try folder.load(record)
+        }
+    }
+
+    private func finish(_ job: JobRecord, _ status: JobStatus, code: String?, message: String?, result: String? = nil) {
+        do {
+            try jobs.finishJob(id: job.id, status: status, errorCode: code, errorMessage: message, result: result,
+                               bestEpoch: nil, stoppedEarly: false)
+        } catch {
+            logger.error("could not record the end of job \(job.id): \(error)")
+        }
+        if status == .failed { logger.warning("job failed: \(message ?? "")", metadata: ["job": "\(job.id)"]) }
+        if let message, status == .failed { events.publish(.log(jobId: job.id, message: message)) }
+        events.publish(.done(jobId: job.id, status: status))
+    }
+}
+
+/// Reports each epoch to the store and the event hub, and relays stop requests to the trainer.
+private final class Observer: TrainingObserver, @unchecked Sendable {
+    let job: JobRecord
+    let epochs: Int
+    let jobs: any JobRepository
+    let events: JobEventHub
+    let stopCheck: @Sendable () -> StopReason?
+    let logger: Logger
+    private(set) var stopReason: StopReason?
+    private var lastDatabaseCheck = Date()
+
+    init(job: JobRecord, spec: JobSpec, jobs: any JobRepository, events: JobEventHub,
+         stopCheck: @escaping @Sendable () -> StopReason?, logger: Logger) {
+        self.job = job
+        self.epochs = spec.training.epochs
+        self.jobs = jobs
+        self.events = events
+        self.stopCheck = stopCheck
+        self.logger = logger
+    }
+
+    func shouldStop() -> Bool {
+        if let reason = stopCheck() {
+            stopReason = reason
+            return true
+        }
+        // Another process (or a request this process missed) may have asked to cancel: look at
+        // the store now and then, not every batch.
+        if Date().timeIntervalSince(lastDatabaseCheck) > 0.5 {
+            lastDatabaseCheck = Date()
+            if (try? jobs.isCancelRequested(id: job.id)) == true {
+                stopReason = .cancelled
+                return true
+            }
+        }
+        return false
+    }
+
+    func epochDidFinish(_ metrics: EpochMetrics) {
+        let row = MetricsRow(
+            jobId: job.id, epoch: metrics.epoch, trainLoss: metrics.trainLoss, trainAccuracy: metrics.trainAccuracy,
+            valLoss: metrics.validationLoss, valAccuracy: metrics.validationAccuracy, lr: metrics.learningRate,
+            gradNorm: metrics.gradientNorm, penalty: metrics.penalty, sparsity: metrics.sparsity, seconds: metrics.seconds,
+            samplesPerSecond: metrics.samplesPerSecond)
+        do {
+            try jobs.recordEpoch(row, progress: Double(metrics.epoch) / Double(epochs), latest: metrics.latestJSON.encodedString())
+        } catch {
+            logger.error("could not record epoch \(metrics.epoch): \(error)")
+        }
+        events.publish(.epoch(jobId: job.id, metrics: metrics, epochs: epochs))
+    }
+}
+
+extension EpochMetrics {
+    /// The `latest` object of `GET /v1/jobs/{id}`.
+    public var latestJSON: JSONValue {
+        ["train_loss": JSONValue(trainLoss), "train_accuracy": trainAccuracy.map { JSONValue($0) } ?? .null,
+         "val_loss": validationLoss.map { JSONValue($0) } ?? .null, "val_accuracy": validationAccuracy.map { JSONValue($0) } ?? .null,
+         "lr": JSONValue(learningRate), "samples_per_second": JSONValue(samplesPerSecond)]
+    }
+
+    /// One element of `GET /v1/jobs/{id}/metrics`.
+    public var rowJSON: JSONValue {
+        ["epoch": JSONValue(epoch), "train_loss": JSONValue(trainLoss), "train_accuracy": trainAccuracy.map { JSONValue($0) } ?? .null,
+         "val_loss": validationLoss.map { JSONValue($0) } ?? .null, "val_accuracy": validationAccuracy.map { JSONValue($0) } ?? .null,
+         "lr": JSONValue(learningRate), "grad_norm": JSONValue(gradientNorm), "penalty": JSONValue(penalty),
+         "sparsity": JSONValue(sparsity), "seconds": JSONValue(seconds), "samples_per_second": JSONValue(samplesPerSecond)]
+    }
+}

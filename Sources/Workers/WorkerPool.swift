@@ -1,0 +1,131 @@
+import Datasets
+import Dispatch
+import Foundation
+import JobStore
+import Logging
+import Synchronization
+import Tensors
+import Training
+
+public struct WorkerConfiguration: Sendable {
+    /// Jobs trained at once, one Dispatch thread each.
+    public var workerCount: Int
+    /// OpenBLAS threads for the process; nil splits the cores between the workers.
+    public var blasThreads: Int?
+    /// The data folder: `datasets/` and `models/` live under it.
+    public var dataDirectory: URL
+    /// How often an idle worker looks at the queue when nobody wakes it.
+    public var pollInterval: Double
+
+    public init(workerCount: Int = 1, blasThreads: Int? = nil, dataDirectory: URL, pollInterval: Double = 1.0) {
+        self.workerCount = workerCount
+        self.blasThreads = blasThreads
+        self.dataDirectory = dataDirectory
+        self.pollInterval = pollInterval
+    }
+}
+
+/// The pool of worker threads: each claims a job (one write transaction), trains it, reports
+/// every epoch and finishes it. Runs on Dispatch threads so the training loop never blocks the
+/// server's event loops.
+public final class WorkerPool: Sendable {
+    public let configuration: WorkerConfiguration
+    private let jobs: any JobRepository
+    private let runner: JobRunner
+    private let logger: Logger
+    private let wakeUp = DispatchSemaphore(value: 0)
+    private let state = Mutex(PoolState())
+
+    private struct PoolState {
+        var isRunning = false
+        var isStopping = false
+        var activeWorkers = 0
+        /// Jobs a client cancelled, checked between batches without a database read.
+        var cancelled: Set<String> = []
+        var running: Set<String> = []
+    }
+
+    public init(configuration: WorkerConfiguration, jobs: any JobRepository, datasets: any DatasetRepository,
+                events: JobEventHub, logger: Logger) {
+        self.configuration = configuration
+        self.jobs = jobs
+        self.logger = logger
+        runner = JobRunner(jobs: jobs, datasets: datasets, events: events, dataDirectory: configuration.dataDirectory, logger: logger)
+    }
+
+    /// Requeues jobs a previous process left running, then starts the worker threads.
+    public func start() throws {
+        let requeued = try jobs.requeueInterruptedJobs()
+        if requeued > 0 { logger.info("requeued \(requeued) interrupted job(s)") }
+        let count = max(1, configuration.workerCount)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        BLAS.setThreadCount(configuration.blasThreads ?? max(1, cores / count))
+        state.withLock {
+            $0.isRunning = true
+            $0.activeWorkers = count
+        }
+        for index in 0..<count {
+            let thread = Thread { [self] in workLoop(index) }
+            thread.name = "descent-worker-\(index)"
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        logger.info("started \(count) worker(s), \(BLAS.threadCount) BLAS thread(s)")
+    }
+
+    /// Wakes an idle worker: a job was queued.
+    public func jobWasQueued() {
+        wakeUp.signal()
+    }
+
+    /// Asks the worker running `jobId` to stop at the next batch.
+    public func cancel(jobId: String) {
+        state.withLock { _ = $0.cancelled.insert(jobId) }
+    }
+
+    /// Stops taking jobs; running jobs stop at their next batch and go back to the queue, so the
+    /// next start resumes them. Returns when every worker has left.
+    public func shutdown() async {
+        let count = state.withLock { state -> Int in
+            state.isStopping = true
+            return state.activeWorkers
+        }
+        for _ in 0..<count { wakeUp.signal() }
+        while state.withLock({ $0.activeWorkers }) > 0 {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    var isStopping: Bool { state.withLock { $0.isStopping } }
+
+    func shouldStop(jobId: String) -> StopReason? {
+        state.withLock { state in
+            if state.cancelled.contains(jobId) { return .cancelled }
+            if state.isStopping { return .shutdown }
+            return nil
+        }
+    }
+
+    private func workLoop(_ index: Int) {
+        defer { state.withLock { $0.activeWorkers -= 1 } }
+        while !isStopping {
+            let job: JobRecord?
+            do { job = try jobs.claimNextJob() } catch {
+                logger.error("worker \(index) could not claim a job: \(error)")
+                job = nil
+            }
+            guard let job else {
+                _ = wakeUp.wait(timeout: .now() + configuration.pollInterval)
+                continue
+            }
+            state.withLock { _ = $0.running.insert(job.id) }
+            runner.run(job, stopCheck: { [self] in shouldStop(jobId: job.id) })
+            state.withLock {
+                $0.running.remove(job.id)
+                $0.cancelled.remove(job.id)
+            }
+        }
+    }
+}
+
+enum StopReason { case cancelled, shutdown }

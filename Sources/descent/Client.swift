@@ -1,0 +1,177 @@
+import ArgumentParser
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Options every client command shares.
+struct ClientOptions: ParsableArguments {
+    @Option(help: "The server (default: $DESCENT_SERVER or http://127.0.0.1:8080).")
+    var server: String = ProcessInfo.processInfo.environment["DESCENT_SERVER"] ?? "http://127.0.0.1:8080"
+
+    var client: APIClient { get throws {
+        guard let url = URL(string: server), url.scheme == "http" || url.scheme == "https" else {
+            throw ValidationError("--server must be an http(s) URL, got \(server)")
+        }
+        return APIClient(base: url, token: ProcessInfo.processInfo.environment["DESCENT_TOKEN"])
+    }}
+}
+
+/// A thin HTTP client for the API (URLSession), turning error envelopes into readable failures.
+struct APIClient {
+    let base: URL
+    let token: String?
+
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    func request(_ method: String, _ path: String, body: Data? = nil, contentType: String? = nil) async throws -> (Data, Int) {
+        guard let url = URL(string: path, relativeTo: base) else { throw Failure(description: "bad path \(path)") }
+        var request = URLRequest(url: url)
+        request.httpMethod = method
+        request.httpBody = body
+        request.timeoutInterval = 3600
+        if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        let (data, response): (Data, URLResponse)
+        do { (data, response) = try await URLSession.shared.data(for: request) } catch {
+            throw Failure(description: "cannot reach \(base.absoluteString): \(error.localizedDescription)")
+        }
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        guard (200..<300).contains(status) else { throw Failure(description: Self.describeError(data, status: status)) }
+        return (data, status)
+    }
+
+    func json(_ method: String, _ path: String, body: Data? = nil, contentType: String? = nil) async throws -> [String: Any] {
+        let (data, _) = try await request(method, path, body: body, contentType: contentType)
+        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw Failure(description: "unexpected answer from the server")
+        }
+        return object
+    }
+
+    static func describeError(_ data: Data, status: Int) -> String {
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let error = object["error"] as? [String: Any] else {
+            return "HTTP \(status): \(String(decoding: data.prefix(500), as: UTF8.self))"
+        }
+        var lines = ["HTTP \(status) \(error["code"] as? String ?? ""): \(error["message"] as? String ?? "")"]
+        for detail in error["details"] as? [[String: Any]] ?? [] {
+            lines.append("  \(detail["path"] as? String ?? ""): \(detail["message"] as? String ?? "")")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+func printJSON(_ object: Any) {
+    if let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) {
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+func failing<T>(_ body: () async throws -> T) async throws -> T {
+    do { return try await body() } catch let failure as APIClient.Failure {
+        FileHandle.standardError.write(Data("error: \(failure.description)\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+struct DatasetsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "datasets", abstract: "Upload and list datasets.",
+                                                    subcommands: [Upload.self, List.self])
+
+    struct Upload: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Upload a CSV file (header row; the target column names the labels).")
+        @OptionGroup var options: ClientOptions
+        @Argument(help: "The CSV file.") var file: String
+        @Option(help: "Target column (default: the last).") var target: String?
+        @Option(help: "Dataset name (default: the file name).") var name: String?
+
+        func run() async throws {
+            let url = URL(fileURLWithPath: file)
+            guard let data = FileManager.default.contents(atPath: url.path) else { throw ValidationError("cannot read \(file)") }
+            var query = URLComponents()
+            query.queryItems = [URLQueryItem(name: "name", value: name ?? url.deletingPathExtension().lastPathComponent),
+                                URLQueryItem(name: "format", value: "csv")] + (target.map { [URLQueryItem(name: "target", value: $0)] } ?? [])
+            let client = try options.client
+            let answer = try await failing { try await client.json("POST", "/v1/datasets?\(query.percentEncodedQuery ?? "")", body: data, contentType: "text/csv") }
+            printJSON(answer)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List uploaded datasets.")
+        @OptionGroup var options: ClientOptions
+        func run() async throws {
+            let client = try options.client
+            let answer = try await failing { try await client.json("GET", "/v1/datasets") }
+            for dataset in answer["datasets"] as? [[String: Any]] ?? [] {
+                print("\(dataset["id"] ?? "")  \(dataset["name"] ?? "")  \(dataset["rows"] ?? 0) rows × \(dataset["features"] ?? 0) features  \(dataset["task"] ?? "")")
+            }
+        }
+    }
+}
+
+struct Submit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Submit a job spec (JSON file, or - for standard input).")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "The job spec.") var spec: String
+    @Flag(help: "Only check the spec (POST /v1/jobs/validate).") var validateOnly = false
+
+    func run() async throws {
+        let data = spec == "-" ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: spec)
+        guard let data else { throw ValidationError("cannot read \(spec)") }
+        let client = try options.client
+        let answer = try await failing {
+            try await client.json("POST", validateOnly ? "/v1/jobs/validate" : "/v1/jobs", body: data, contentType: "application/json")
+        }
+        if validateOnly { printJSON(answer) } else { print(answer["id"] as? String ?? "") }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show one job, or list recent jobs.")
+    @OptionGroup var options: ClientOptions
+    @Argument(help: "A job id (omit to list jobs).") var id: String?
+
+    func run() async throws {
+        let client = try options.client
+        if let id {
+            printJSON(try await failing { try await client.json("GET", "/v1/jobs/\(id)") })
+            return
+        }
+        let answer = try await failing { try await client.json("GET", "/v1/jobs?limit=50") }
+        for job in answer["jobs"] as? [[String: Any]] ?? [] {
+            let latest = job["latest"] as? [String: Any]
+            let loss = (latest?["val_loss"] as? Double ?? latest?["train_loss"] as? Double).map { String(format: "loss %.4f", $0) } ?? ""
+            print("\(job["id"] ?? "")  \((job["status"] as? String ?? "").padding(toLength: 10, withPad: " ", startingAt: 0)) epoch \(job["epoch"] ?? 0)/\(job["epochs"] ?? 0)  \(loss)  \(job["name"] as? String ?? "")")
+        }
+    }
+}
+
+struct Cancel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Cancel a queued or running job.")
+    @OptionGroup var options: ClientOptions
+    @Argument var id: String
+    func run() async throws {
+        let client = try options.client
+        let answer = try await failing { try await client.json("POST", "/v1/jobs/\(id)/cancel") }
+        print("\(id): \(answer["status"] as? String ?? "")")
+    }
+}
+
+struct Download: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Download a succeeded job's model (.safetensors).")
+    @OptionGroup var options: ClientOptions
+    @Argument var id: String
+    @Option(name: .shortAndLong, help: "Output file (default: <id>.safetensors).") var output: String?
+
+    func run() async throws {
+        let client = try options.client
+        let (data, _) = try await failing { try await client.request("GET", "/v1/jobs/\(id)/model") }
+        let path = output ?? "\(id).safetensors"
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        print("wrote \(path) (\(data.count) bytes)")
+    }
+}

@@ -1,0 +1,153 @@
+import Foundation
+import NeuralNetwork
+import Testing
+
+@Suite("ModelSpec")
+struct ModelSpecTests {
+    @Test("a valid spec parses with every default filled in and no issue")
+    func parsesValidSpec() throws {
+        let (spec, issues) = try parseModel("""
+            {"input_shape":[4],"layers":[{"type":"dense","units":8,"activation":"relu"},{"type":"dropout","rate":0.2},
+             {"type":"activation","name":"tanh"},{"type":"dense","units":3,"bias":false}]}
+            """)
+        #expect(issues.isEmpty, "\(issues)")
+        #expect(spec == ModelSpec(inputShape: [4], layers: [
+            .dense(units: 8, activation: .relu, bias: true), .dropout(rate: 0.2), .activation(.tanh),
+            .dense(units: 3, activation: .linear, bias: false),
+        ]))
+    }
+
+    @Test("an unknown key is reported with its path")
+    func unknownKey() throws {
+        let (_, issues) = try parseModel("""
+            {"input_shape":[4],"layers":[{"type":"dense","units":8},{"type":"dropout","rat":0.2}]}
+            """)
+        let issue = try #require(issues.first)
+        #expect(issues.count == 1, "\(issues)")
+        #expect(issue.path == "model.layers[1].rat")
+        #expect(issue.message.contains("unknown key"))
+        #expect(issue.message.contains("rate"), "the message names the keys that are allowed")
+        #expect(issue.description.hasPrefix("model.layers[1].rat: "))
+    }
+
+    @Test("a dense layer without units is reported")
+    func missingUnits() throws {
+        let (_, issues) = try parseModel(#"{"layers":[{"type":"dense","activation":"relu"}]}"#)
+        #expect(issues.map(\.path) == ["model.layers[0].units"])
+        #expect(issues.first?.message.contains("required") == true)
+    }
+
+    @Test("zero units is out of range")
+    func zeroUnits() throws {
+        let (spec, issues) = try parseModel(#"{"layers":[{"type":"dense","units":0}]}"#)
+        #expect(issues.map(\.path) == ["model.layers[0].units"])
+        let message = try #require(issues.first?.message)
+        #expect(message.contains("between 1 and"), "\(message)")
+        #expect(message.contains("got 0"), "\(message)")
+        _ = spec  // the reader goes on with a default; the caller rejects a spec that has issues
+    }
+
+    @Test("units that are not an integer are reported")
+    func fractionalUnits() throws {
+        let (_, issues) = try parseModel(#"{"layers":[{"type":"dense","units":2.5}]}"#)
+        #expect(issues.map(\.path) == ["model.layers[0].units"])
+        #expect(issues.first?.message.contains("integer") == true)
+    }
+
+    @Test("an unknown activation lists the choices")
+    func unknownActivation() throws {
+        let (_, issues) = try parseModel(#"{"layers":[{"type":"dense","units":2,"activation":"swish"}]}"#)
+        #expect(issues.map(\.path) == ["model.layers[0].activation"])
+        let message = try #require(issues.first?.message)
+        #expect(message.contains("\"swish\""))
+        for function in ActivationFunction.allCases {
+            #expect(message.contains(function.rawValue), "\(function.rawValue) is listed")
+        }
+    }
+
+    @Test("an activation layer names its function, checked against the same choices")
+    func activationLayer() throws {
+        #expect(try parseModel(#"{"layers":[{"type":"activation"}]}"#).issues.map(\.path) == ["model.layers[0].name"])
+        #expect(try parseModel(#"{"layers":[{"type":"activation","name":"mish"}]}"#).issues.map(\.path) == ["model.layers[0].name"])
+    }
+
+    @Test("conv2d is a known layer type that is not supported yet")
+    func plannedLayerType() throws {
+        let (spec, issues) = try parseModel(#"{"layers":[{"type":"conv2d","filters":8,"kernel":3}]}"#)
+        #expect(spec == nil)
+        #expect(issues.map(\.path) == ["model.layers[0].type"])
+        #expect(issues.first?.message.contains("not supported yet") == true)
+        #expect(issues.first?.message.contains("dense") == true, "the message lists what is supported")
+    }
+
+    @Test("an unknown layer type and a missing type are reported")
+    func unknownLayerType() throws {
+        let (_, issues) = try parseModel(#"{"layers":[{"type":"transformer"},{"units":3}]}"#)
+        #expect(issues.map(\.path) == ["model.layers[0].type", "model.layers[1].type"])
+        #expect(issues[0].message.contains("must be one of"))
+        #expect(issues[1].message.contains("required"))
+    }
+
+    @Test("dropout rate must be at least 0 and below 1")
+    func dropoutRate() throws {
+        let (_, issues) = try parseModel(#"{"layers":[{"type":"dropout","rate":1}]}"#)
+        #expect(issues.map(\.path) == ["model.layers[0].rate"])
+        #expect(issues.first?.message.contains("< 1") == true)
+    }
+
+    @Test("several problems are reported at once")
+    func severalProblems() throws {
+        let (spec, issues) = try parseModel("""
+            {"input_shape":[0],"depth":3,"layers":[{"type":"dense","units":0,"activation":"swish"},
+             {"type":"conv2d"},{"type":"dropout","rat":0.5},{"type":"dense","units":2,"bias":"yes"}]}
+            """)
+        #expect(spec == nil)
+        #expect(Set(issues.map(\.path)) == [
+            "model.depth", "model.input_shape", "model.layers[0].units", "model.layers[0].activation",
+            "model.layers[1].type", "model.layers[2].rat", "model.layers[3].bias",
+        ], "\(issues)")
+        #expect(issues.count == 7)
+    }
+
+    @Test("a model without layers, with an empty list, or not an object is reported")
+    func structure() throws {
+        #expect(try parseModel(#"{"input_shape":[4]}"#).issues.map(\.path) == ["model.layers"])
+        #expect(try parseModel(#"{"layers":[]}"#).issues.map(\.path) == ["model.layers"])
+        #expect(try parseModel(#"{"layers":{"type":"dense"}}"#).issues.map(\.path) == ["model.layers"])
+        #expect(try parseModel(#"[1, 2]"#).issues.map(\.path) == ["model"])
+        #expect(try parseModel(#"{"layers":[3]}"#).issues.map(\.path) == ["model.layers[0]"])
+    }
+
+    @Test("presets are reported as not supported yet")
+    func presets() throws {
+        let (spec, issues) = try parseModel(#"{"preset":"mobilenet"}"#)
+        #expect(spec == nil)
+        #expect(issues.map(\.path) == ["model.preset"])
+        #expect(issues.first?.message.contains("not supported yet") == true)
+    }
+
+    @Test("malformed JSON throws an issue at the root")
+    func malformedJSON() {
+        #expect(throws: SpecIssue.self) { try JSONValue.parse(Data("{\"layers\": [".utf8)) }
+    }
+
+    @Test("jsonValue round-trips through parse, also as JSON text",
+          arguments: [
+              ModelSpec(inputShape: [4], layers: [.dense(units: 8, activation: .relu, bias: true), .dropout(rate: 0.2),
+                                                  .dense(units: 3, activation: .linear, bias: true)]),
+              ModelSpec(inputShape: nil, layers: [.activation(.gelu), .dense(units: 1, activation: .leaky_relu, bias: false),
+                                                  .dropout(rate: 0)]),
+              ModelSpec(inputShape: [1, 28, 28], layers: ActivationFunction.allCases.map { .dense(units: 2, activation: $0, bias: true) }),
+          ])
+    func roundTrip(spec: ModelSpec) throws {
+        let diagnostics = SpecDiagnostics()
+        #expect(ModelSpec.parse(spec.jsonValue, path: "model", diagnostics: diagnostics) == spec)
+        #expect(diagnostics.isEmpty, "\(diagnostics.issues)")
+
+        let text = spec.jsonValue.encodedString()
+        let (reparsed, issues) = try parseModel(text)
+        #expect(reparsed == spec, "\(text)")
+        #expect(issues.isEmpty)
+        #expect(try JSONValue.parse(Data(text.utf8)) == spec.jsonValue)
+    }
+}
