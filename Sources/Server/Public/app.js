@@ -66,7 +66,12 @@
     if (a >= 10000) return Math.round(x).toLocaleString("en-US");
     if (a >= 1) return String(Number(x.toPrecision(4)));
     if (a < 0.001) return x.toExponential(2);
-    return x.toPrecision(4);
+    return String(Number(x.toPrecision(4)));
+  }
+
+  /** A log-axis tick label: 0.001 … 1000 written out, smaller or larger as 1e-5. */
+  function fmtTick(v) {
+    return v >= 1e-3 && v < 1e4 ? String(Number(v.toPrecision(3))) : v.toExponential(0);
   }
 
   function fmtPct(x) {
@@ -595,7 +600,15 @@
     if (node.textContent !== text) node.textContent = text;
   }
 
+  /** The per-epoch table is built only while its <details> is open (a long job has thousands of rows). */
   function renderEpochTable() {
+    const box = $("detail-epochs-box");
+    box.hidden = state.epochs.length === 0;
+    $("detail-no-metrics").hidden = state.epochs.length > 0 || !state.detail;
+    if (!box.open) {
+      $("detail-epochs").replaceChildren();
+      return;
+    }
     const rows = state.epochs.map((m) => el("tr", null,
       el("td", { class: "num" }, String(m.epoch)),
       el("td", { class: "num" }, fmtNum(m.train_loss)),
@@ -606,8 +619,6 @@
       el("td", { class: "num" }, isNum(m.seconds) ? m.seconds.toFixed(2) : "—"),
       el("td", { class: "num" }, fmtInt(m.samples_per_second))));
     $("detail-epochs").replaceChildren(...rows);
-    $("detail-epochs-box").hidden = rows.length === 0;
-    $("detail-no-metrics").hidden = rows.length > 0 || !state.detail;
   }
 
   // ---- charts ------------------------------------------------------------
@@ -686,38 +697,67 @@
       return;
     }
 
-    // Domains.
+    // Domains. The y axis turns logarithmic when the values span more than ~1.5 decades
+    // (a loss that starts at 2 and ends at 0.001 would otherwise be a flat line at the bottom).
     const xsAll = points.map((p) => p.x);
     let x0 = Math.min(1, ...xsAll), x1 = Math.max(...xsAll, opts.xMax || 0);
     if (x1 <= x0) x1 = x0 + 1;
-    let y0 = Math.min(...points.map((p) => p.y)), y1 = Math.max(...points.map((p) => p.y));
-    if (opts.percent) { y0 = Math.max(0, y0); y1 = Math.min(1, y1); }
-    if (y1 - y0 < 1e-9) { const pad = Math.abs(y1) * 0.1 || (opts.percent ? 0.05 : 0.1); y0 -= pad; y1 += pad; }
-    const span = y1 - y0;
-    y0 -= span * 0.06; y1 += span * 0.06;
-    if (opts.percent) { y0 = Math.max(0, y0); y1 = Math.min(1, y1); }
-    else if (y0 < 0 && Math.min(...points.map((p) => p.y)) >= 0) y0 = 0;
-    const yStep = niceStep((y1 - y0) / 4);
-    y0 = Math.floor(y0 / yStep + 1e-9) * yStep;
-    y1 = Math.ceil(y1 / yStep - 1e-9) * yStep;
-    if (opts.percent) { y0 = Math.max(0, y0); y1 = Math.min(1, y1); }
+    const ys = points.map((p) => p.y);
+    const minY = Math.min(...ys), maxY = Math.max(...ys);
+    const isLog = !opts.percent && minY > 0 && maxY / minY > 30;
+    let y0, y1;
+    const ticks = []; // { at: value in axis units, label }
+    if (isLog) {
+      y0 = Math.floor(Math.log10(minY) + 1e-9);
+      y1 = Math.ceil(Math.log10(maxY) - 1e-9);
+      if (y1 <= y0) y1 = y0 + 1;
+      const decades = y1 - y0;
+      const multiples = decades <= 2 ? [1, 2, 5] : decades <= 4 ? [1, 3] : [1];
+      const every = Math.max(1, Math.ceil(decades / 8));
+      for (let d = y0; d <= y1; d += every) {
+        for (const m of multiples) {
+          const at = d + Math.log10(m);
+          if (at <= y1 + 1e-9) ticks.push({ at, label: fmtTick(m * Math.pow(10, d)) });
+        }
+      }
+    } else {
+      y0 = minY; y1 = maxY;
+      if (opts.percent) { y0 = Math.max(0, y0); y1 = Math.min(1, y1); }
+      if (y1 - y0 < 1e-9) { const pad = Math.abs(y1) * 0.1 || (opts.percent ? 0.05 : 0.1); y0 -= pad; y1 += pad; }
+      const span = y1 - y0;
+      y0 -= span * 0.06; y1 += span * 0.06;
+      if (opts.percent) { y0 = Math.max(0, y0); y1 = Math.min(1, y1); }
+      else if (y0 < 0 && minY >= 0) y0 = 0;
+      const yStep = niceStep((y1 - y0) / 4);
+      y0 = Math.floor(y0 / yStep + 1e-9) * yStep;
+      y1 = Math.ceil(y1 / yStep - 1e-9) * yStep;
+      if (opts.percent) { y0 = Math.max(0, y0); y1 = Math.min(1, y1); }
+      const decimals = Math.max(0, -Math.floor(Math.log10(yStep * (opts.percent ? 100 : 1)) + 1e-9));
+      for (let i = 0, y = y0; y <= y1 + yStep * 1e-6 && i < 20; i += 1, y = y0 + i * yStep) {
+        const label = opts.percent ? (y * 100).toFixed(Math.min(decimals, 2)) + "%"
+          : (yStep < 1e-3 ? y.toExponential(1) : y.toFixed(Math.min(decimals, 4)));
+        ticks.push({ at: y, label });
+      }
+    }
 
     const plotW = g.width - g.left - g.right, plotH = g.height - g.top - g.bottom;
     const sx = (x) => g.left + ((x - x0) / (x1 - x0)) * plotW;
-    const sy = (y) => g.top + (1 - (y - y0) / (y1 - y0)) * plotH;
+    const axisY = (at) => g.top + (1 - (at - y0) / (y1 - y0)) * plotH;
+    const sy = (y) => axisY(isLog ? Math.log10(y) : y);
 
     // Grid and y labels.
     ctx.strokeStyle = "#e8ecf1";
     ctx.lineWidth = 1;
     ctx.fillStyle = "#5b6675";
     ctx.textAlign = "right";
-    const yDecimals = Math.max(0, -Math.floor(Math.log10(yStep * (opts.percent ? 100 : 1)) + 1e-9));
-    for (let y = y0, i = 0; y <= y1 + yStep * 1e-6 && i < 20; y += yStep, i += 1) {
-      const py = Math.round(sy(y)) + 0.5;
+    for (const tick of ticks) {
+      const py = Math.round(axisY(tick.at)) + 0.5;
       ctx.beginPath(); ctx.moveTo(g.left, py); ctx.lineTo(g.width - g.right, py); ctx.stroke();
-      const label = opts.percent ? (y * 100).toFixed(Math.min(yDecimals, 2)) + "%"
-        : (Math.abs(yStep) < 1e-3 ? y.toExponential(1) : y.toFixed(Math.min(yDecimals, 4)));
-      ctx.fillText(label, g.left - 6, py);
+      ctx.fillText(tick.label, g.left - 6, py);
+    }
+    if (isLog) {
+      ctx.textBaseline = "middle";
+      ctx.fillText("log scale", g.width - g.right, 12);
     }
 
     // X axis ticks (integer epochs).
@@ -840,6 +880,7 @@
 
   function start() {
     $("detail-close").addEventListener("click", closeDetail);
+    $("detail-epochs-box").addEventListener("toggle", renderEpochTable);
     for (const canvas of [$("chart-loss"), $("chart-acc")]) {
       canvas.addEventListener("mousemove", onChartPointer);
       canvas.addEventListener("mouseleave", onChartLeave);
