@@ -130,12 +130,13 @@ private struct CSVTableReader {
         }
         guard row > 0 else { throw DatasetError("the file has a header but no data rows") }
 
+        let targetName = columnNames[targetColumn]
+        // Regression until the target says otherwise; `setClasses` turns it into classification.
         var dataset = TabularDataset(
             features: features, rows: row, featureCount: featureCount,
             featureNames: columnNames.enumerated().filter { $0.offset != targetColumn }.map(\.element),
-            task: .regression, classes: nil, classIndices: [], targetValues: [Float](repeating: 0, count: row), targetCount: 1)
-        let targetName = columnNames[targetColumn]
-        dataset.targetName = targetName
+            task: .regression, classes: nil, classIndices: [], targetValues: [Float](repeating: 0, count: row), targetCount: 1,
+            targetName: targetName)
 
         if let text = firstTextTarget {
             guard requestedTask != .regression else {

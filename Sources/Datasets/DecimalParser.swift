@@ -53,7 +53,7 @@ enum DecimalParser {
         /// The value when both the significand and the power of ten are exact in `T`.
         @inline(__always)
         func exactValue<T: BinaryFloatingPoint>(as: T.Type, maxSignificand: UInt64, maxPowerOfTen: Int) -> T? {
-            if significand == 0 { return isNegative ? -0 : 0 }
+            if significand == 0 { return isNegative ? -T.zero : T.zero }
             guard !isTruncated, significand <= maxSignificand, abs(exponent) <= maxPowerOfTen else { return nil }
             var value = T(significand)
             if exponent > 0 { value *= T(powersOfTen[exponent]) }

@@ -29,7 +29,8 @@ public struct TabularDataset: Sendable, Equatable {
 
     public init(
         features: [Float], rows: Int, featureCount: Int, featureNames: [String], sampleShape: [Int]? = nil,
-        task: LearningTask, classes: [String]?, classIndices: [Int32], targetValues: [Float], targetCount: Int
+        task: LearningTask, classes: [String]?, classIndices: [Int32], targetValues: [Float], targetCount: Int,
+        targetName: String? = nil
     ) {
         precondition(features.count == rows * featureCount, "\(features.count) features for \(rows) × \(featureCount)")
         precondition(featureNames.count == featureCount, "\(featureNames.count) names for \(featureCount) features")
@@ -50,6 +51,7 @@ public struct TabularDataset: Sendable, Equatable {
         self.classIndices = classIndices
         self.targetValues = targetValues
         self.targetCount = targetCount
+        self.targetName = targetName
     }
 
     /// The rows at `indices`, in that order (an index may repeat).

@@ -10,11 +10,12 @@ struct APIError: HTTPResponseError {
     var details: [SpecIssue] = []
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        var error: [String: JSONValue] = ["code": JSONValue(code), "message": JSONValue(message)]
-        if !details.isEmpty {
-            error["details"] = .array(details.map { ["path": JSONValue($0.path), "message": JSONValue($0.message)] })
-        }
-        return jsonResponse(["error": .object(error)], status: status)
+        // `details` is always there (empty but for 422s), as API.md's envelope shows it.
+        let error: JSONValue = [
+            "code": JSONValue(code), "message": JSONValue(message),
+            "details": .array(details.map { ["path": JSONValue($0.path), "message": JSONValue($0.message)] }),
+        ]
+        return jsonResponse(["error": error], status: status)
     }
 
     static func badRequest(_ message: String, code: String = "bad_request") -> APIError {

@@ -112,7 +112,13 @@ struct JobController {
             }
             limit = parsed
         }
-        let page = try jobs.listJobs(status: status, limit: limit, cursor: query["cursor"].map(String.init))
+        let page: (jobs: [JobRecord], nextCursor: String?)
+        do {
+            page = try jobs.listJobs(status: status, limit: limit, cursor: query["cursor"].map(String.init))
+        } catch JobStoreError.invalidCursor(let cursor) {
+            throw APIError.invalid([SpecIssue(path: "cursor", message: "is not a cursor this server gave out: \"\(cursor)\"; use next_cursor of the previous page")],
+                                   message: "the query is invalid")
+        }
         return jsonResponse(["jobs": .array(page.jobs.map { $0.json(includeSpec: false) }), "next_cursor": JSONValue(page.nextCursor)])
     }
 

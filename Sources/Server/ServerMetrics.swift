@@ -17,9 +17,8 @@ final class ServerMetrics: Sendable {
     init(jobs: any JobRepository, events: JobEventHub) {
         self.jobs = jobs
         jobDurations = registry.makeDurationHistogram(
-            name: "descent_job_duration_seconds",
-            buckets: [.seconds(1), .seconds(5), .seconds(30), .seconds(60), .seconds(300), .seconds(900), .seconds(3600), .seconds(14400)],
-            help: "Wall time of finished jobs, from start to finish")
+            descriptor: Self.descriptor("job_duration", unit: "seconds", help: "Wall time of finished jobs, from start to finish"),
+            buckets: [.seconds(1), .seconds(5), .seconds(30), .seconds(60), .seconds(300), .seconds(900), .seconds(3600), .seconds(14400)])
         events.observe { [weak self] event in self?.record(event) }
     }
 
@@ -28,8 +27,9 @@ final class ServerMetrics: Sendable {
         case .epoch(let jobId, let metrics, _):
             let gauge = throughput.withLock { gauges in
                 if let gauge = gauges[jobId] { return gauge }
-                let gauge = registry.makeGauge(name: "descent_job_samples_per_second", labels: [("job", jobId)],
-                                               help: "Training throughput of a running job, last epoch")
+                let gauge = registry.makeGauge(
+                    descriptor: Self.descriptor("job_samples", unit: "per_second", help: "Training throughput of a running job, last epoch"),
+                    labels: [("job", jobId)])
                 gauges[jobId] = gauge
                 return gauge
             }
@@ -44,19 +44,25 @@ final class ServerMetrics: Sendable {
     }
 
     func countRequest(route: String, method: String, status: Int) {
-        registry.makeCounter(name: "descent_http_requests_total",
-                             labels: [("route", route), ("method", method), ("status", String(status))],
-                             help: "HTTP requests by route, method and status").increment()
+        registry.makeCounter(
+            descriptor: Self.descriptor("http_requests", unit: "total", help: "HTTP requests by route, method and status"),
+            labels: [("route", route), ("method", method), ("status", String(status))]
+        ).increment()
+    }
+
+    private static func descriptor(_ name: String, unit: String = "", help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "descent", metricName: name, unitName: unit, helpText: help)
     }
 
     /// The text format, with job counts read from the store at scrape time.
     func exposition() -> String {
         if let counts = try? jobs.countJobsByStatus() {
             for status in JobStatus.allCases {
-                registry.makeGauge(name: "descent_jobs", labels: [("status", status.rawValue)], help: "Jobs by status")
+                registry.makeGauge(descriptor: Self.descriptor("jobs", help: "Jobs by status"), labels: [("status", status.rawValue)])
                     .set(Double(counts[status] ?? 0))
             }
-            registry.makeGauge(name: "descent_queue_depth", help: "Jobs waiting for a worker").set(Double(counts[.queued] ?? 0))
+            registry.makeGauge(descriptor: Self.descriptor("queue_depth", help: "Jobs waiting for a worker"))
+                .set(Double(counts[.queued] ?? 0))
         }
         return registry.emitToString()
     }

@@ -15,7 +15,9 @@ public final class Tensor: @unchecked Sendable {
         let count = shape.reduce(1, *)
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
         let capacity = max(capacity ?? count, count)
-        self.shape = shape
+        // A shape array of its own (not shared with the caller's), so later in-place shape
+        // changes never trigger a copy-on-write allocation.
+        self.shape = shape.map { $0 }
         self.count = count
         self.capacity = capacity
         storage = .allocate(capacity: max(capacity, 1))
@@ -50,8 +52,20 @@ public final class Tensor: @unchecked Sendable {
     public func reshape(_ newShape: [Int]) {
         let newCount = newShape.reduce(1, *)
         precondition(newCount <= capacity, "shape \(newShape) exceeds capacity \(capacity)")
-        shape = newShape
+        if newShape.count == shape.count {
+            for axis in newShape.indices { shape[axis] = newShape[axis] }  // in place: no allocation
+        } else {
+            shape = newShape.map { $0 }
+        }
         count = newCount
+    }
+
+    /// Changes only the leading (batch) dimension, in place: no allocation, not even of a shape array.
+    public func setBatchSize(_ batchSize: Int) {
+        let sampleCount = shape.count > 1 ? shape.dropFirst().reduce(1, *) : 1
+        precondition(batchSize * sampleCount <= capacity, "batch \(batchSize) exceeds capacity \(capacity)")
+        if shape.isEmpty { shape = [batchSize] } else { shape[0] = batchSize }
+        count = batchSize * sampleCount
     }
 
     /// Size of the leading (batch) dimension.
@@ -89,6 +103,25 @@ extension Tensor: CustomStringConvertible {
         let head = values.prefix(8).map { String($0) }.joined(separator: ", ")
         return "Tensor\(shape)[\(head)\(count > 8 ? ", …" : "")]"
     }
+}
+
+/// A buffer of `batchSize` samples of `sampleShape`, reusing `tensor` when it has the capacity.
+/// The per-batch path uses this form: it builds no shape array unless it must allocate anyway.
+@inlinable
+public func ensureTensor(_ tensor: inout Tensor?, batchSize: Int, sampleShape: [Int]) -> Tensor {
+    if let existing = tensor, existing.shape.count == sampleShape.count + 1,
+       existing.capacity >= batchSize * existing.rowSizeOfSample, existing.shape.dropFirst().elementsEqual(sampleShape) {
+        if existing.rows != batchSize { existing.setBatchSize(batchSize) }
+        return existing
+    }
+    let fresh = Tensor(shape: [batchSize] + sampleShape)
+    tensor = fresh
+    return fresh
+}
+
+extension Tensor {
+    /// Elements per sample (all dimensions but the first).
+    @inlinable public var rowSizeOfSample: Int { shape.dropFirst().reduce(1, *) }
 }
 
 /// Grows `tensor` to hold `shape`, reusing it when it already has the capacity.

@@ -188,8 +188,11 @@ extension JobSpec {
         options.samples = dataset.int("samples", default: options.samples, range: 10...1_000_000)
         options.noise = dataset.double("noise", default: options.noise, check: Check.nonNegative)
         options.classes = dataset.int("classes", default: options.classes, range: 2...100)
-        if let fixed = kind.fixedClassCount, dataset.has("classes"), options.classes != fixed {
-            dataset.report("classes", "\(kind.rawValue) always has \(fixed) classes, got \(options.classes)")
+        if let fixed = kind.fixedClassCount {
+            if dataset.has("classes"), options.classes != fixed {
+                dataset.report("classes", "\(kind.rawValue) always has \(fixed) classes, got \(options.classes)")
+            }
+            options.classes = fixed  // as `jsonValue` writes it, so the filled-in spec parses back to the same one
         }
         options.seed = UInt64(dataset.int("seed", default: 0, range: 0...Int.max))
         return .builtin(kind, options)

@@ -40,7 +40,7 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .diverged(let epoch, let loss):
-            "the training loss became \(loss) in epoch \(epoch); try a smaller learning rate (optimizer.lr) or gradient clipping (training.gradient_clip_norm)"
+            "the training loss became \(loss.isNaN ? "NaN" : "infinite") in epoch \(epoch); try a smaller learning rate (optimizer.lr) or gradient clipping (training.gradient_clip_norm)"
         case .invalidSpec(let message): message
         }
     }
@@ -156,14 +156,14 @@ public final class Trainer {
             epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)),
             trainAccuracy: train.task == .classification && loss.spec.usesClassTargets ? Double(correct) / Double(max(seen, 1)) : nil,
             validationLoss: validation?.loss, validationAccuracy: validation?.accuracy,
-            learningRate: Double(optimizer.learningRate), gradientNorm: gradientNormSum / Double(max(steps, 1)),
+            learningRate: Double(String(optimizer.learningRate)) ?? Double(optimizer.learningRate), gradientNorm: gradientNormSum / Double(max(steps, 1)),
             penalty: penalty(), sparsity: sparsity(), seconds: seconds, samplesPerSecond: Double(seen) / max(seconds, 1e-9))
     }
 
     /// Copies the rows at `order[positions]` into the batch buffers.
     private func loadBatch(from dataset: TabularDataset, positions: Range<Int>) {
         let rowSize = dataset.featureCount
-        batchInput.reshape([positions.count] + network.inputShape)
+        batchInput.setBatchSize(positions.count)
         dataset.features.withUnsafeBufferPointer { features in
             for (slot, position) in positions.enumerated() {
                 let row = order[position]

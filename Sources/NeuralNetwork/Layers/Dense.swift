@@ -11,7 +11,7 @@ public final class Dense: Layer {
     public let activation: ActivationFunction
     public let inputCount: Int
     public let units: Int
-    public var outputShape: [Int] { [units] }
+    public let outputShape: [Int]
     public var parameters: [Parameter] { bias.map { [weight, $0] } ?? [weight] }
 
     private var input: Tensor?
@@ -26,6 +26,7 @@ public final class Dense: Layer {
         self.inputCount = inputCount
         self.units = units
         self.activation = activation
+        outputShape = [units]
         let bound = 1 / Float(inputCount).squareRoot()
         let w = Tensor(shape: [units, inputCount])
         for i in 0..<w.count { w[i] = generator.uniform(-bound, bound) }
@@ -44,7 +45,8 @@ public final class Dense: Layer {
         input = x
         let n = x.rows
         let keepsPreActivation = activation != .linear && activation.needsInput
-        let z = keepsPreActivation ? ensureTensor(&preActivation, shape: [n, units]) : ensureTensor(&output, shape: [n, units])
+        let z = keepsPreActivation ? ensureTensor(&preActivation, batchSize: n, sampleShape: outputShape)
+            : ensureTensor(&output, batchSize: n, sampleShape: outputShape)
         if let bias {
             // Seed every row with b, then accumulate x·Wᵀ on top (beta = 1).
             for row in 0..<n { (z.pointer + row * units).update(from: bias.value.pointer, count: units) }
@@ -53,7 +55,7 @@ public final class Dense: Layer {
                   a: x.pointer, lda: inputCount, b: weight.value.pointer, ldb: inputCount,
                   beta: bias == nil ? 0 : 1, c: z.pointer, ldc: units)
         guard activation != .linear else { return z }
-        let y = keepsPreActivation ? ensureTensor(&output, shape: [n, units]) : z
+        let y = keepsPreActivation ? ensureTensor(&output, batchSize: n, sampleShape: outputShape) : z
         activation.apply(z.pointer, y.pointer, count: z.count)
         return y
     }
@@ -63,7 +65,7 @@ public final class Dense: Layer {
         let n = x.rows
         var dz = dy
         if activation != .linear {
-            dz = ensureTensor(&outputGradientBuffer, shape: [n, units])
+            dz = ensureTensor(&outputGradientBuffer, batchSize: n, sampleShape: outputShape)
             let z = activation.needsInput ? preActivation! : y
             activation.backward(x: z.pointer, y: y.pointer, dy: dy.pointer, dx: dz.pointer, count: dz.count)
         }
