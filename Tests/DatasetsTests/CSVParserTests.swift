@@ -18,6 +18,7 @@ struct CSVParserTests {
         #expect(digits.task == .classification)
         #expect(digits.classes == (0...9).map(String.init))
         #expect(digits.targetCount == 10)
+        #expect(digits.targetName == "label")
         #expect(digits.classIndices.count == 1797)
         #expect(digits.targetValues.isEmpty)
         // The file's first row: a zero.
@@ -106,6 +107,7 @@ struct CSVParserTests {
     @Test("the target can be any column, named in the call")
     func namedTarget() throws {
         let dataset = try parseCSV("label,a,b\ncat,1,2\ndog,3,4\n", target: "label")
+        #expect(dataset.targetName == "label")
         #expect(dataset.featureNames == ["a", "b"])
         #expect(dataset.features == [1, 2, 3, 4])
         #expect(dataset.classes == ["cat", "dog"])
