@@ -81,9 +81,10 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "JobStore", "NeuralNetwork", "Tensors",
+                "Server", "JobStore", "NeuralNetwork", "Tensors", "Training",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
     ]

@@ -83,7 +83,10 @@ struct DatasetController {
             throw error
         }
         logger.info("dataset uploaded", metadata: ["dataset": "\(id)", "rows": "\(dataset.rows)", "bytes": "\(bytes)"])
-        return jsonResponse(record.json, status: .created, headers: [.location: "/v1/datasets/\(id)"])
+        // Answer with the row as stored (the store keeps created_at to the millisecond), so this answer
+        // and a later GET /v1/datasets/{id} agree.
+        let stored = (try? datasets.dataset(id: id)) ?? record
+        return jsonResponse(stored.json, status: .created, headers: [.location: "/v1/datasets/\(id)"])
     }
 
     /// Writes the body to `url`, refusing more than `maxUploadBytes` (413) without buffering it.
