@@ -15,7 +15,7 @@ extension JobSpec {
             "model": model.jsonValue,
             "loss": loss.jsonValue,
             "optimizer": optimizer.jsonValue,
-            "schedule": .null,
+            "schedule": schedule?.jsonValue ?? .null,
             "training": training.jsonValue,
             "regularization": ["l1": JSONValue(regularization.l1), "l2": JSONValue(regularization.l2), "max_norm": .null],
             "early_stopping": .null,
@@ -65,19 +65,6 @@ extension LossSpec {
         case .mse: return ["type": "mse"]
         case .huber(let delta): return ["type": "huber", "delta": JSONValue(delta)]
         case .bceWithLogits: return ["type": "bce_with_logits"]
-        }
-    }
-}
-
-extension OptimizerSpec {
-    public var jsonValue: JSONValue {
-        switch self {
-        case .sgd(let h):
-            ["type": "sgd", "lr": JSONValue(h.lr), "momentum": JSONValue(h.momentum), "dampening": JSONValue(h.dampening),
-             "nesterov": .bool(h.nesterov), "weight_decay": JSONValue(h.weightDecay)]
-        case .adam(let h):
-            ["type": "adam", "lr": JSONValue(h.lr), "betas": [JSONValue(h.beta1), JSONValue(h.beta2)], "eps": JSONValue(h.eps),
-             "weight_decay": JSONValue(h.weightDecay), "amsgrad": .bool(h.amsgrad)]
         }
     }
 }
@@ -150,6 +137,13 @@ extension JobSpec {
                 diagnostics.report(lastLayerPath, "the model has \(outputs) outputs but the dataset has \(data.targetCount) target values per row")
             }
         }
+        if let schedule, schedule.kind.typeName == "reduce_on_plateau", schedule.monitor.rawValue.hasPrefix("val_"),
+           validation == .split(0) {
+            diagnostics.report("schedule.monitor", "\(schedule.monitor.rawValue) needs a validation set; set validation.split > 0 or monitor train_loss")
+        }
+        if let schedule, schedule.monitor == .train_accuracy || schedule.monitor == .val_accuracy, data.task != .classification {
+            diagnostics.report("schedule.monitor", "\(schedule.monitor.rawValue) needs class targets; monitor a loss")
+        }
         let heldOut = validation.fraction + test.fraction
         let trainingRows = Int(Double(data.rows) * (1 - heldOut))
         if trainingRows < 1 {
@@ -166,6 +160,18 @@ extension JobSpec {
 }
 
 extension ModelSpec {
+    /// Trainable parameters for `inputCount` values per sample, without building the network.
+    public func parameterCount(inputCount: Int) -> Int {
+        var width = inputCount, total = 0
+        for layer in layers {
+            if case .dense(let units, _, let bias) = layer {
+                total += width * units + (bias ? units : 0)
+                width = units
+            }
+        }
+        return total
+    }
+
     /// Values per sample at the output, for `inputCount` values per sample at the input.
     public func outputCount(inputCount: Int) -> Int {
         layers.reduce(inputCount) { count, layer in

@@ -17,6 +17,8 @@ public struct JobSpec: Sendable {
     public var model: ModelSpec
     public var loss: LossSpec
     public var optimizer: OptimizerSpec
+    /// nil: a constant learning rate.
+    public var schedule: ScheduleSpec?
     public var training: TrainingOptions
     public var regularization: Regularization
     public var priority: Int
@@ -48,18 +50,6 @@ public enum HoldOut: Sendable, Equatable {
     public var fraction: Double {
         if case .split(let fraction) = self { return fraction }
         return 0
-    }
-}
-
-public enum OptimizerSpec: Sendable, Equatable {
-    case sgd(SGDHyperparameters)
-    case adam(AdamHyperparameters)
-
-    public var learningRate: Float {
-        switch self {
-        case .sgd(let hyperparameters): hyperparameters.lr
-        case .adam(let hyperparameters): hyperparameters.lr
-        }
     }
 }
 
@@ -132,11 +122,11 @@ extension JobSpec {
         }
 
         let loss = readLoss(root)
-        let optimizer = readOptimizer(root)
+        let optimizer = OptimizerSpec.read(root)
         let training = readTraining(root)
         let regularization = readRegularization(root)
 
-        root.rejectUnsupported("schedule", "learning-rate schedules")
+        let schedule = ScheduleSpec.read(root, learningRate: optimizer?.learningRate)
         root.rejectUnsupported("early_stopping", "early stopping")
         for key in ["augmentation", "compression"] {
             if let items = root.array(key), !items.isEmpty { root.report(key, "\(key) is not supported yet; use []") }
@@ -152,7 +142,7 @@ extension JobSpec {
         guard let dataset, let model, let loss, let optimizer else { return nil }
         return JobSpec(
             name: name, dataset: dataset, validation: validation, test: test, standardize: standardize, model: model,
-            loss: loss, optimizer: optimizer, training: training, regularization: regularization,
+            loss: loss, optimizer: optimizer, schedule: schedule, training: training, regularization: regularization,
             priority: priority, maxAttempts: maxAttempts)
     }
 
@@ -258,57 +248,6 @@ extension JobSpec {
             loss.report("type", "must be one of \(names.joined(separator: ", ")), got \"\(type)\"")
         }
         return nil
-    }
-
-    private static func readOptimizer(_ root: ObjectReader) -> OptimizerSpec? {
-        let plannedTypes = ["gd", "adagrad", "rmsprop", "adamw", "nadam", "adadelta", "lbfgs", "bfgs", "newton"]
-        guard root.has("optimizer") else { return .adam(AdamHyperparameters()) }
-        guard let optimizer = root.object("optimizer", allowedKeys: [
-            "type", "lr", "momentum", "dampening", "nesterov", "weight_decay", "betas", "eps", "amsgrad",
-        ]) else { return nil }
-        let type = optimizer.string("type", default: "adam")
-        let lr = Float(optimizer.double("lr", default: 0.001, check: Check.positive))
-        let weightDecay = Float(optimizer.double("weight_decay", default: 0, check: Check.nonNegative))
-        func rejectKeys(_ keys: [String]) {
-            for key in keys where optimizer.has(key) { optimizer.report(key, "does not apply to the \(type) optimizer") }
-        }
-        var spec: OptimizerSpec?
-        switch type {
-        case "sgd":
-            rejectKeys(["betas", "eps", "amsgrad"])
-            spec = .sgd(SGDHyperparameters(
-                lr: lr,
-                momentum: Float(optimizer.double("momentum", default: 0, check: Check.nonNegative)),
-                dampening: Float(optimizer.double("dampening", default: 0, check: Check.unitInterval)),
-                nesterov: optimizer.bool("nesterov", default: false),
-                weightDecay: weightDecay))
-        case "adam":
-            rejectKeys(["momentum", "dampening", "nesterov"])
-            var betas: [Double] = [0.9, 0.999]
-            if let given = optimizer.doubleArray("betas") {
-                if given.count == 2 { betas = given } else { optimizer.report("betas", "must be two numbers [beta1, beta2], got \(given.count)") }
-            }
-            spec = .adam(AdamHyperparameters(
-                lr: lr, beta1: Float(betas[0]), beta2: Float(betas[1]),
-                eps: Float(optimizer.double("eps", default: 1e-8, check: Check.nonNegative)),
-                weightDecay: weightDecay, amsgrad: optimizer.bool("amsgrad", default: false)))
-        case _ where plannedTypes.contains(type):
-            optimizer.report("type", "optimizer \"\(type)\" is not supported yet; supported: sgd, adam")
-        default:
-            optimizer.report("type", "must be one of sgd, adam, \(plannedTypes.joined(separator: ", ")), got \"\(type)\"")
-        }
-        // The optimizers' own checks (e.g. Nesterov needs momentum and no dampening), reported under optimizer.*.
-        let problems: [OptimizerError]
-        switch spec {
-        case .sgd(let hyperparameters): problems = hyperparameters.problems
-        case .adam(let hyperparameters): problems = hyperparameters.problems
-        case nil: problems = []
-        }
-        let alreadyReported = Set(optimizer.diagnostics.issues.map(\.path))
-        for problem in problems where !alreadyReported.contains(optimizer.childPath(problem.field)) {
-            optimizer.report(problem.field, problem.message)
-        }
-        return spec
     }
 
     private static func readTraining(_ root: ObjectReader) -> TrainingOptions {

@@ -71,18 +71,22 @@ public final class Trainer {
     private var order: [Int]
     private var shuffleGenerator: SeededGenerator
     private let weights: [Parameter]
+    /// Samples per step: the spec's batch size, or the whole training set for full-batch methods.
+    let batchSize: Int
+    /// The learning-rate schedule, stepped per epoch or per batch as the spec says.
+    private var schedule: LearningRateSchedule?
+    /// The learning rate of the last optimizer step, for the epoch's metrics row.
+    private var lastLearningRate: Float
 
     public init(spec: JobSpec, data: PreparedData) throws {
         guard spec.model.inputShape != nil else { throw TrainingError.invalidSpec("model.input_shape is not resolved") }
         self.spec = spec
         self.data = data
         network = Network(spec: spec.model, seed: spec.training.seed)
-        switch spec.optimizer {
-        case .sgd(let hyperparameters): optimizer = try SGD(parameters: network.parameters, hyperparameters: hyperparameters)
-        case .adam(let hyperparameters): optimizer = try Adam(parameters: network.parameters, hyperparameters: hyperparameters)
-        }
+        optimizer = try spec.optimizer.makeOptimizer(parameters: network.parameters)
         loss = LossFunction(spec: spec.loss, classWeights: Self.classWeights(for: spec.loss, train: data.train))
-        let batch = spec.training.batchSize
+        let batch = spec.optimizer.usesFullBatch ? max(data.train.rows, 1) : spec.training.batchSize
+        batchSize = batch
         batchInput = Tensor(shape: [batch] + network.inputShape)
         lossGradient = Tensor(shape: [batch] + network.outputShape)
         batchClassTargets = [Int32](repeating: 0, count: batch)
@@ -90,6 +94,17 @@ public final class Trainer {
         order = Array(0..<data.train.rows)
         shuffleGenerator = SeededGenerator(seed: spec.training.seed, purpose: "shuffle")
         weights = network.parameters.filter(\.isWeight)
+        if let scheduleSpec = spec.schedule {
+            let stepsPerEpoch = (max(data.train.rows, 1) + batch - 1) / batch
+            let perStep = scheduleSpec.per == .step
+            let runLength = perStep ? spec.training.epochs * stepsPerEpoch : spec.training.epochs
+            let warmup = scheduleSpec.warmup.map { Warmup(steps: perStep ? $0.steps * stepsPerEpoch : $0.steps, startFactor: $0.startFactor) }
+            let schedule = try LearningRateSchedule(kind: scheduleSpec.kind(runLength: runLength),
+                                                    baseLearningRate: Double(spec.optimizer.learningRate), warmup: warmup)
+            optimizer.learningRate = Float(schedule.learningRate)
+            self.schedule = schedule
+        }
+        lastLearningRate = optimizer.learningRate
     }
 
     /// Class weights resolved against the training split: explicit, or n / (C · count_c) for "balanced".
@@ -122,7 +137,6 @@ public final class Trainer {
     /// One pass over the training set; nil when the observer asked to stop.
     func trainEpoch(_ epoch: Int, observer: (any TrainingObserver)?) throws -> EpochMetrics? {
         let train = data.train
-        let batchSize = spec.training.batchSize
         if spec.training.shuffle { shuffleGenerator.shuffle(&order) }
         let start = DispatchTime.now().uptimeNanoseconds
         var lossSum = 0.0, correct = 0, seen = 0, gradientNormSum = 0.0, steps = 0
@@ -144,7 +158,9 @@ public final class Trainer {
             network.backward(lossGradient)
             applyPenaltyGradients()
             gradientNormSum += clipGradients()
+            lastLearningRate = optimizer.learningRate
             optimizer.step()
+            if spec.schedule?.per == .step { advanceSchedule(metric: nil) }
             lossSum += batchLoss * Double(count)
             seen += count
             steps += 1
@@ -152,12 +168,31 @@ public final class Trainer {
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let validation = data.validation.map { evaluate(on: $0) }
+        let trainAccuracy = train.task == .classification && loss.spec.usesClassTargets ? Double(correct) / Double(max(seen, 1)) : nil
+        if let scheduleSpec = spec.schedule, scheduleSpec.per == .epoch {
+            let metric: Double? = switch scheduleSpec.monitor {
+            case .val_loss: validation?.loss
+            case .val_accuracy: validation?.accuracy
+            case .train_loss: lossSum / Double(max(seen, 1))
+            case .train_accuracy: trainAccuracy
+            }
+            advanceSchedule(metric: metric)
+        }
         return EpochMetrics(
             epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)),
-            trainAccuracy: train.task == .classification && loss.spec.usesClassTargets ? Double(correct) / Double(max(seen, 1)) : nil,
+            trainAccuracy: trainAccuracy,
             validationLoss: validation?.loss, validationAccuracy: validation?.accuracy,
-            learningRate: Double(String(optimizer.learningRate)) ?? Double(optimizer.learningRate), gradientNorm: gradientNormSum / Double(max(steps, 1)),
+            learningRate: Double(String(lastLearningRate)) ?? Double(lastLearningRate), gradientNorm: gradientNormSum / Double(max(steps, 1)),
             penalty: penalty(), sparsity: sparsity(), seconds: seconds, samplesPerSecond: Double(seen) / max(seconds, 1e-9))
+    }
+
+    /// Moves the schedule one step and hands its learning rate to the optimizer.
+    private func advanceSchedule(metric: Double?) {
+        guard var schedule else { return }
+        // A plateau schedule with no metric this epoch (NaN counts as "no improvement", like torch).
+        schedule.step(metric: metric ?? (spec.schedule?.kind.typeName == "reduce_on_plateau" ? .nan : nil))
+        optimizer.learningRate = Float(schedule.learningRate)
+        self.schedule = schedule
     }
 
     /// Copies the rows at `order[positions]` into the batch buffers.

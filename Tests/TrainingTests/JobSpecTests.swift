@@ -76,7 +76,7 @@ struct JobSpecTests {
             .dense(units: 128, activation: .relu, bias: true), .dropout(rate: 0.2), .dense(units: 10, activation: .linear, bias: true),
         ]))
         #expect(spec.loss == .crossEntropy(labelSmoothing: 0, classWeights: nil))
-        #expect(spec.optimizer == .adam(AdamHyperparameters(lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0)))
+        #expect(spec.optimizer == .firstOrder(.adam(AdamHyperparameters(lr: 0.001, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0))))
         #expect(spec.training == TrainingOptions())
         #expect(spec.regularization == Regularization())
         #expect(spec.priority == 0)
@@ -124,7 +124,7 @@ struct JobSpecTests {
         #expect(spec.model.inputShape == nil)
         #expect(spec.model.layers == [.dense(units: 3, activation: .linear, bias: true)])
         #expect(spec.loss == .crossEntropy(labelSmoothing: 0, classWeights: nil))
-        guard case .adam(let adam) = spec.optimizer else {
+        guard case .firstOrder(.adam(let adam)) = spec.optimizer else {
             Issue.record("default optimizer is \(spec.optimizer), not adam")
             return
         }
@@ -221,7 +221,9 @@ struct JobSpecTests {
          "optimizer.nesterov", "dampening = 0"),
         (minimalSpec(#", "optimizer": {"type": "adam", "betas": [0.9, 1.0]}"#), "optimizer.betas[1]", "must be in [0, 1), got 1"),
         (minimalSpec(#", "optimizer": {"type": "sgd", "betas": [0.9, 0.999]}"#), "optimizer.betas", "does not apply to the sgd optimizer"),
-        (minimalSpec(#", "schedule": {"type": "step", "step_size": 10, "gamma": 0.1}"#), "schedule", "not supported yet"),
+        (minimalSpec(#", "schedule": {"type": "step", "gamma": 0.1}"#), "schedule.step_size", "is required"),
+        (minimalSpec(#", "schedule": {"type": "reduce_on_plateau", "per": "step"}"#), "schedule.per", "per epoch"),
+        (minimalSpec(#", "schedule": {"type": "cosine", "t_max": 10, "warmup": {"epochs": 0}}"#), "schedule.warmup.epochs", "must"),
         (minimalSpec(#", "early_stopping": {"monitor": "val_loss", "patience": 5}"#), "early_stopping", "not supported yet"),
         (minimalSpec(#", "compression": [{"type": "prune", "amount": 0.5}]"#), "compression", "not supported yet"),
         (minimalSpec(#", "augmentation": [{"type": "random_flip"}]"#), "augmentation", "not supported yet"),
@@ -232,7 +234,8 @@ struct JobSpecTests {
         (minimalSpec(#", "task": "gan""#), "task", "not supported yet"),
         (minimalSpec(#", "regularization": {"max_norm": 3}"#), "regularization.max_norm", "not supported yet"),
         (minimalSpec(#", "training": {"sampling": "balanced"}"#), "training.sampling", "not supported yet"),
-        (minimalSpec(#", "optimizer": {"type": "rmsprop", "lr": 0.01}"#), "optimizer.type", "not supported yet"),
+        (minimalSpec(#", "optimizer": {"type": "rmsprop", "alpha": -1}"#), "optimizer.alpha", "must"),
+        (minimalSpec(#", "optimizer": {"type": "adagrad", "betas": [0.9, 0.99]}"#), "optimizer.betas", "does not apply to the adagrad optimizer"),
         (minimalSpec(#", "optimizer": {"type": "lbfgs"}"#), "optimizer.type", "not supported yet"),
         (minimalSpec(dataset: #"{"builtin": "shapes_images"}"#), "dataset.builtin", "not supported yet"),
         (#"{"dataset": {"id": "ds_x"}, "model": {"layers": [{"type": "conv2d", "filters": 8}]}}"#,
@@ -321,7 +324,7 @@ struct JobSpecTests {
         """)
         let expected: Set<String> = [
             "optimzer", "model.layers[0].units", "model.layers[1].type", "optimizer.lr", "optimizer.betas",
-            "training.epochs", "training.batch_size", "training.shuffle", "schedule", "compression", "regularization.l1",
+            "training.epochs", "training.batch_size", "training.shuffle", "schedule.step_size", "compression", "regularization.l1",
         ]
         #expect(issues.count == 11, "\(issues)")
         #expect(Set(issues.map(\.path)) == expected)

@@ -51,7 +51,7 @@ struct TrainerTests {
         // examples/spirals-sgd.json: 3 arms, 2×64 tanh, SGD Nesterov momentum 0.9 lr 0.05, 60 epochs.
         let text = try String(contentsOf: SharedFolder.example("spirals-sgd.json"), encoding: .utf8)
         let spec = try JobSpec.parse(json(text))
-        guard case .sgd(let sgd) = spec.optimizer else { Issue.record("not sgd"); return }
+        guard case .firstOrder(.sgd(let sgd)) = spec.optimizer else { Issue.record("not sgd"); return }
         #expect(sgd.nesterov && sgd.momentum == 0.9 && sgd.lr == 0.05)
         let (trainer, outcome) = try trainBuiltin(text)
         #expect(trainer.optimizer is SGD)

@@ -163,6 +163,11 @@ public struct ObjectReader {
     }
 }
 
+extension JSONValue {
+    /// A short rendering for error messages: strings quoted and cut, numbers as written.
+    public var briefDescription: String { describe(self) }
+}
+
 func describe(_ value: JSONValue) -> String {
     switch value {
     case .string(let text): "\"\(text.prefix(40))\""
