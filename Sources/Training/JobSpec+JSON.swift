@@ -144,6 +144,15 @@ extension JobSpec {
         if let schedule, schedule.monitor == .train_accuracy || schedule.monitor == .val_accuracy, data.task != .classification {
             diagnostics.report("schedule.monitor", "\(schedule.monitor.rawValue) needs class targets; monitor a loss")
         }
+        if let limit = optimizer.parameterLimit {
+            let count = spec.model.parameterCount(inputCount: features)
+            if count > limit {
+                diagnostics.report("optimizer.type", "\(optimizer.typeName) stores a dense \(count)×\(count) matrix and accepts models of at most \(limit) parameters; this model has \(count). Use lbfgs, or a smaller model")
+            }
+        }
+        if optimizer.isSecondOrder, training.gradientClipNorm != nil || training.gradientClipValue != nil {
+            diagnostics.report("training.gradient_clip_norm", "gradient clipping would break \(optimizer.typeName)'s line search; leave it null")
+        }
         let heldOut = validation.fraction + test.fraction
         let trainingRows = Int(Double(data.rows) * (1 - heldOut))
         if trainingRows < 1 {

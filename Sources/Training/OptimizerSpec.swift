@@ -8,11 +8,18 @@ public enum OptimizerSpec: Sendable, Equatable {
     case firstOrder(FirstOrderOptimizerSpec)
     /// `gd`: SGD's update on the gradient of the whole training set, one step per epoch.
     case fullBatch(SGDHyperparameters)
+    /// `lbfgs`, `bfgs`, `newton`: one `step(closure)` per epoch over the whole training set.
+    case lbfgs(LBFGSHyperparameters)
+    case bfgs(BFGSHyperparameters)
+    case newton(NewtonHyperparameters)
 
     public var typeName: String {
         switch self {
         case .firstOrder(let spec): spec.typeName
         case .fullBatch: "gd"
+        case .lbfgs: "lbfgs"
+        case .bfgs: "bfgs"
+        case .newton: "newton"
         }
     }
 
@@ -20,19 +27,50 @@ public enum OptimizerSpec: Sendable, Equatable {
         switch self {
         case .firstOrder(let spec): spec.learningRate
         case .fullBatch(let hyperparameters): hyperparameters.lr
+        case .lbfgs(let hyperparameters): hyperparameters.lr
+        case .bfgs(let hyperparameters): hyperparameters.lr
+        case .newton(let hyperparameters): hyperparameters.lr
         }
     }
 
     /// Whether each step sees the whole training set rather than a mini-batch.
     public var usesFullBatch: Bool {
-        if case .fullBatch = self { return true }
-        return false
+        if case .firstOrder = self { return false }
+        return true
     }
 
-    public func makeOptimizer(parameters: [Parameter]) throws(OptimizerError) -> any Optimizer {
+    /// Whether steps go through a loss-and-gradient closure (second-order methods with line searches).
+    public var isSecondOrder: Bool {
         switch self {
-        case .firstOrder(let spec): try spec.makeOptimizer(parameters: parameters)
-        case .fullBatch(let hyperparameters): try SGD(parameters: parameters, hyperparameters: hyperparameters)
+        case .lbfgs, .bfgs, .newton: true
+        case .firstOrder, .fullBatch: false
+        }
+    }
+
+    /// The optimizer that updates `parameters`: a first-order one steps on the gradient in place,
+    /// a second-order one through a closure.
+    public enum Made {
+        case firstOrder(any Optimizer)
+        case secondOrder(any SecondOrderOptimizer)
+    }
+
+    public func makeOptimizer(parameters: [Parameter]) throws(OptimizerError) -> Made {
+        switch self {
+        case .firstOrder(let spec): .firstOrder(try spec.makeOptimizer(parameters: parameters))
+        case .fullBatch(let hyperparameters): .firstOrder(try SGD(parameters: parameters, hyperparameters: hyperparameters))
+        case .lbfgs(let hyperparameters): .secondOrder(try LBFGS(parameters: parameters, hyperparameters: hyperparameters))
+        case .bfgs(let hyperparameters): .secondOrder(try BFGS(parameters: parameters, hyperparameters: hyperparameters))
+        case .newton(let hyperparameters): .secondOrder(try Newton(parameters: parameters, hyperparameters: hyperparameters))
+        }
+    }
+
+    /// The most parameters this method takes (a dense Hessian or its inverse grows as n²), or nil.
+    public var parameterLimit: Int? {
+        switch self {
+        case .lbfgs: LBFGS.parameterLimit
+        case .bfgs: BFGS.parameterLimit
+        case .newton: Newton.parameterLimit
+        case .firstOrder, .fullBatch: nil
         }
     }
 
@@ -46,9 +84,12 @@ public enum OptimizerSpec: Sendable, Equatable {
         "adagrad": ["lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps"],
         "rmsprop": ["lr", "alpha", "eps", "weight_decay", "momentum", "centered"],
         "adadelta": ["lr", "rho", "eps", "weight_decay"],
+        "lbfgs": ["lr", "max_iter", "max_eval", "tolerance_grad", "tolerance_change", "history_size", "line_search_fn"],
+        "bfgs": ["lr", "max_iter", "gtol", "c1", "c2", "tolerance_change"],
+        "newton": ["lr", "damping", "max_iter", "tolerance_grad", "tolerance_change"],
     ]
-    static let plannedTypes = ["lbfgs", "bfgs", "newton"]
-    static var supportedTypes: [String] { ["gd"] + FirstOrderOptimizerSpec.typeNames }
+    static let plannedTypes: [String] = []
+    static var supportedTypes: [String] { ["gd"] + FirstOrderOptimizerSpec.typeNames + ["lbfgs", "bfgs", "newton"] }
 
     /// Reads `optimizer` (default: Adam with torch's defaults), reporting problems under `optimizer.*`.
     static func read(_ root: ObjectReader) -> OptimizerSpec? {
@@ -130,6 +171,31 @@ public enum OptimizerSpec: Sendable, Equatable {
             let d = AdadeltaHyperparameters()
             spec = .firstOrder(.adadelta(AdadeltaHyperparameters(
                 lr: float("lr", d.lr), rho: float("rho", d.rho), eps: float("eps", d.eps), weightDecay: float("weight_decay", d.weightDecay))))
+        case "lbfgs":
+            let d = LBFGSHyperparameters()
+            var lineSearch = optimizer.optionalString("line_search_fn")
+            if let name = lineSearch, !LBFGSHyperparameters.lineSearchFunctions.contains(name) {
+                optimizer.report("line_search_fn", "must be null or \"strong_wolfe\", got \"\(name)\"")
+                lineSearch = nil
+            }
+            spec = .lbfgs(LBFGSHyperparameters(
+                lr: float("lr", d.lr), maxIter: optimizer.int("max_iter", default: d.maxIter),
+                maxEval: optimizer.optionalInt("max_eval"), toleranceGrad: optimizer.double("tolerance_grad", default: d.toleranceGrad),
+                toleranceChange: optimizer.double("tolerance_change", default: d.toleranceChange),
+                historySize: optimizer.int("history_size", default: d.historySize), lineSearchFn: lineSearch))
+        case "bfgs":
+            let d = BFGSHyperparameters()
+            spec = .bfgs(BFGSHyperparameters(
+                lr: float("lr", d.lr), maxIter: optimizer.int("max_iter", default: d.maxIter), gtol: optimizer.double("gtol", default: d.gtol),
+                c1: optimizer.double("c1", default: d.c1), c2: optimizer.double("c2", default: d.c2),
+                toleranceChange: optimizer.double("tolerance_change", default: d.toleranceChange)))
+        case "newton":
+            let d = NewtonHyperparameters()
+            spec = .newton(NewtonHyperparameters(
+                lr: float("lr", d.lr), damping: optimizer.double("damping", default: d.damping),
+                maxIter: optimizer.int("max_iter", default: d.maxIter),
+                toleranceGrad: optimizer.double("tolerance_grad", default: d.toleranceGrad),
+                toleranceChange: optimizer.double("tolerance_change", default: d.toleranceChange)))
         default:
             return nil
         }
@@ -144,6 +210,9 @@ public enum OptimizerSpec: Sendable, Equatable {
         switch self {
         case .firstOrder(let spec): spec.problems
         case .fullBatch(let hyperparameters): hyperparameters.problems
+        case .lbfgs(let hyperparameters): hyperparameters.problems
+        case .bfgs(let hyperparameters): hyperparameters.problems
+        case .newton(let hyperparameters): hyperparameters.problems
         }
     }
 
@@ -173,6 +242,16 @@ public enum OptimizerSpec: Sendable, Equatable {
         case .firstOrder(.adadelta(let h)):
             return ["type": "adadelta", "lr": JSONValue(h.lr), "rho": JSONValue(h.rho), "eps": JSONValue(h.eps),
                     "weight_decay": JSONValue(h.weightDecay)]
+        case .lbfgs(let h):
+            return ["type": "lbfgs", "lr": JSONValue(h.lr), "max_iter": JSONValue(h.maxIter), "max_eval": JSONValue(h.resolvedMaxEval),
+                    "tolerance_grad": JSONValue(h.toleranceGrad), "tolerance_change": JSONValue(h.toleranceChange),
+                    "history_size": JSONValue(h.historySize), "line_search_fn": JSONValue(h.lineSearchFn)]
+        case .bfgs(let h):
+            return ["type": "bfgs", "lr": JSONValue(h.lr), "max_iter": JSONValue(h.maxIter), "gtol": JSONValue(h.gtol),
+                    "c1": JSONValue(h.c1), "c2": JSONValue(h.c2), "tolerance_change": JSONValue(h.toleranceChange)]
+        case .newton(let h):
+            return ["type": "newton", "lr": JSONValue(h.lr), "damping": JSONValue(h.damping), "max_iter": JSONValue(h.maxIter),
+                    "tolerance_grad": JSONValue(h.toleranceGrad), "tolerance_change": JSONValue(h.toleranceChange)]
         }
     }
 }

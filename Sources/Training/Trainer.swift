@@ -61,7 +61,15 @@ public final class Trainer {
     public let spec: JobSpec
     public let data: PreparedData
     public let network: Network
-    public let optimizer: any Optimizer
+    /// How parameters are updated: a first-order optimizer stepping on each batch's gradient, or a
+    /// second-order method stepping through a loss-and-gradient closure over the training set.
+    public let method: OptimizerSpec.Made
+    /// The first-order optimizer, if that is the method.
+    public var optimizer: (any Optimizer)? {
+        if case .firstOrder(let optimizer) = method { return optimizer }
+        return nil
+    }
+    private let parameters: [Parameter]
     let loss: LossFunction
 
     private let batchInput: Tensor
@@ -83,7 +91,8 @@ public final class Trainer {
         self.spec = spec
         self.data = data
         network = Network(spec: spec.model, seed: spec.training.seed)
-        optimizer = try spec.optimizer.makeOptimizer(parameters: network.parameters)
+        parameters = network.parameters
+        method = try spec.optimizer.makeOptimizer(parameters: parameters)
         loss = LossFunction(spec: spec.loss, classWeights: Self.classWeights(for: spec.loss, train: data.train))
         let batch = spec.optimizer.usesFullBatch ? max(data.train.rows, 1) : spec.training.batchSize
         batchSize = batch
@@ -101,10 +110,27 @@ public final class Trainer {
             let warmup = scheduleSpec.warmup.map { Warmup(steps: perStep ? $0.steps * stepsPerEpoch : $0.steps, startFactor: $0.startFactor) }
             let schedule = try LearningRateSchedule(kind: scheduleSpec.kind(runLength: runLength),
                                                     baseLearningRate: Double(spec.optimizer.learningRate), warmup: warmup)
-            optimizer.learningRate = Float(schedule.learningRate)
             self.schedule = schedule
         }
-        lastLearningRate = optimizer.learningRate
+        lastLearningRate = 0
+        learningRate = Float(schedule?.learningRate ?? Double(spec.optimizer.learningRate))
+        lastLearningRate = learningRate
+    }
+
+    /// The learning rate of the next step, whichever kind of method takes it.
+    var learningRate: Float {
+        get {
+            switch method {
+            case .firstOrder(let optimizer): optimizer.learningRate
+            case .secondOrder(let optimizer): optimizer.learningRate
+            }
+        }
+        set {
+            switch method {
+            case .firstOrder(let optimizer): optimizer.learningRate = newValue
+            case .secondOrder(let optimizer): optimizer.learningRate = newValue
+            }
+        }
     }
 
     /// Class weights resolved against the training split: explicit, or n / (C · count_c) for "balanced".
@@ -136,6 +162,8 @@ public final class Trainer {
 
     /// One pass over the training set; nil when the observer asked to stop.
     func trainEpoch(_ epoch: Int, observer: (any TrainingObserver)?) throws -> EpochMetrics? {
+        if case .secondOrder(let optimizer) = method { return try trainSecondOrderEpoch(epoch, optimizer, observer: observer) }
+        guard case .firstOrder(let optimizer) = method else { return nil }
         let train = data.train
         if spec.training.shuffle { shuffleGenerator.shuffle(&order) }
         let start = DispatchTime.now().uptimeNanoseconds
@@ -166,6 +194,13 @@ public final class Trainer {
             steps += 1
             batchStart += count
         }
+        return finishEpoch(epoch, lossSum: lossSum, correct: correct, seen: seen, gradientNorm: gradientNormSum / Double(max(steps, 1)),
+                           start: start)
+    }
+
+    /// Validation, the schedule's epoch step and the metrics row, after an epoch's updates.
+    private func finishEpoch(_ epoch: Int, lossSum: Double, correct: Int, seen: Int, gradientNorm: Double, start: UInt64) -> EpochMetrics {
+        let train = data.train
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let validation = data.validation.map { evaluate(on: $0) }
         let trainAccuracy = train.task == .classification && loss.spec.usesClassTargets ? Double(correct) / Double(max(seen, 1)) : nil
@@ -182,7 +217,7 @@ public final class Trainer {
             epoch: epoch, trainLoss: lossSum / Double(max(seen, 1)),
             trainAccuracy: trainAccuracy,
             validationLoss: validation?.loss, validationAccuracy: validation?.accuracy,
-            learningRate: Double(String(lastLearningRate)) ?? Double(lastLearningRate), gradientNorm: gradientNormSum / Double(max(steps, 1)),
+            learningRate: Double(String(lastLearningRate)) ?? Double(lastLearningRate), gradientNorm: gradientNorm,
             penalty: penalty(), sparsity: sparsity(), seconds: seconds, samplesPerSecond: Double(seen) / max(seconds, 1e-9))
     }
 
@@ -191,8 +226,46 @@ public final class Trainer {
         guard var schedule else { return }
         // A plateau schedule with no metric this epoch (NaN counts as "no improvement", like torch).
         schedule.step(metric: metric ?? (spec.schedule?.kind.typeName == "reduce_on_plateau" ? .nan : nil))
-        optimizer.learningRate = Float(schedule.learningRate)
+        learningRate = Float(schedule.learningRate)
         self.schedule = schedule
+    }
+
+    /// One second-order step (L-BFGS, BFGS, Newton) over the whole training set: the method calls
+    /// the closure as often as its line search needs. Dropout stays off so the objective the line
+    /// search probes is deterministic.
+    private func trainSecondOrderEpoch(_ epoch: Int, _ optimizer: any SecondOrderOptimizer,
+                                       observer: (any TrainingObserver)?) throws -> EpochMetrics? {
+        if observer?.shouldStop() == true { return nil }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let rows = data.train.rows
+        loadBatch(from: data.train, positions: 0..<rows)
+        var correct = 0, gradientNorm = 0.0, evaluations = 0, dataLossBefore = 0.0
+        lastLearningRate = optimizer.learningRate
+        let lossBefore = optimizer.step { [self] in
+            for parameter in parameters { parameter.zeroGradient() }
+            let output = network.forward(batchInput, isTraining: false)
+            let dataLoss = batchClassTargets.withUnsafeBufferPointer { classes in
+                batchValueTargets.withUnsafeBufferPointer { values in
+                    loss.evaluate(predictions: output, classTargets: classes.baseAddress, valueTargets: values.baseAddress,
+                                  gradient: lossGradient)
+                }
+            }
+            network.backward(lossGradient)
+            applyPenaltyGradients()
+            if evaluations == 0 {
+                dataLossBefore = dataLoss
+                if data.train.task == .classification, loss.spec.usesClassTargets { correct = countCorrect(output) }
+                gradientNorm = parameters.reduce(0.0) {
+                    $0 + Double(BLAS.dot(count: $1.count, $1.gradient.pointer, $1.gradient.pointer))
+                }.squareRoot()
+            }
+            evaluations += 1
+            return dataLoss + penalty()
+        }
+        guard lossBefore.isFinite else { throw TrainingError.diverged(epoch: epoch, loss: lossBefore) }
+        if spec.schedule != nil, spec.schedule?.per == .step { advanceSchedule(metric: nil) }
+        return finishEpoch(epoch, lossSum: dataLossBefore * Double(rows), correct: correct, seen: rows,
+                           gradientNorm: gradientNorm, start: start)
     }
 
     /// Copies the rows at `order[positions]` into the batch buffers.
@@ -245,7 +318,6 @@ public final class Trainer {
 
     /// Clips by value, then by global norm (torch's clip_grad_value_ / clip_grad_norm_); returns the norm before clipping.
     private func clipGradients() -> Double {
-        let parameters = optimizer.parameters
         if let limit = spec.training.gradientClipValue.map(Float.init) {
             for parameter in parameters {
                 let g = parameter.gradient.pointer

@@ -79,3 +79,56 @@ struct ScheduledTrainingTests {
         #expect(spec.jsonValue["schedule"]?["total_steps"] == .null)
     }
 }
+
+/// The second-order methods as jobs: a full-batch step per epoch through the loss closure.
+@Suite("Training with second-order methods")
+struct SecondOrderTrainingTests {
+    /// Multinomial logistic regression on iris (one dense layer), 30 epochs.
+    private func iris(optimizer: String, epochs: Int = 30) throws -> TrainingOutcome {
+        let dataset = try CSVParser.parse(contentsOf: SharedFolder.dataset("iris.csv"), target: "species")
+        let text = """
+        {"dataset": {"id": "ds_iris"}, "model": {"layers": [{"type": "dense", "units": 3}]},
+         "optimizer": \(optimizer), "training": {"epochs": \(epochs), "batch_size": 16, "seed": 1}}
+        """
+        return try train(text, on: dataset).1
+    }
+
+    @Test(arguments: [#"{"type": "lbfgs", "line_search_fn": "strong_wolfe"}"#, #"{"type": "newton"}"#, #"{"type": "bfgs"}"#])
+    func aSecondOrderMethodReachesALowerTrainingLossThanSGDInFewerEpochs(optimizer: String) throws {
+        let secondOrder = try iris(optimizer: optimizer, epochs: 10)
+        let sgd = try iris(optimizer: #"{"type": "sgd", "lr": 0.1}"#, epochs: 30)
+        let reached = try #require(secondOrder.history.last?.trainLoss)
+        let sgdReached = try #require(sgd.history.last?.trainLoss)
+        #expect(reached < sgdReached, "\(optimizer): \(reached) after 10 epochs vs sgd's \(sgdReached) after 30")
+        #expect(try #require(secondOrder.history.last?.validationAccuracy) >= 0.9)
+    }
+
+    @Test func lbfgsTrainsASmallNetworkOnDigits() throws {
+        var dataset = try digits()
+        dataset = dataset.subset(Array(0..<600))
+        let text = """
+        {"dataset": {"id": "ds_digits"}, "model": {"layers": [{"type": "dense", "units": 32, "activation": "tanh"}, {"type": "dense", "units": 10}]},
+         "optimizer": {"type": "lbfgs", "line_search_fn": "strong_wolfe", "history_size": 20}, "training": {"epochs": 5, "seed": 1}}
+        """
+        let (_, outcome) = try train(text, on: dataset)
+        #expect(outcome.history.count == 5)
+        #expect(zip(outcome.history, outcome.history.dropFirst()).allSatisfy { $0.trainLoss >= $1.trainLoss })
+        #expect(try #require(outcome.history.last?.validationAccuracy) >= 0.85)
+    }
+
+    @Test func aModelAboveTheParameterLimitIsRefusedNamingTheLimit() throws {
+        let dataset = try digits()
+        let spec = try JobSpec.parse(json("""
+        {"dataset": {"id": "ds_digits"}, "model": {"layers": [{"type": "dense", "units": 128, "activation": "relu"}, {"type": "dense", "units": 10}]},
+         "optimizer": {"type": "newton"}}
+        """))
+        do {
+            _ = try spec.resolved(for: DatasetSummary(dataset))
+            Issue.record("accepted")
+        } catch {
+            let issue = try #require(error.issues.first)
+            #expect(issue.path == "optimizer.type")
+            #expect(issue.message.contains("5000") && issue.message.contains("lbfgs"))
+        }
+    }
+}
