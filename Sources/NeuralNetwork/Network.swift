@@ -48,6 +48,13 @@ public final class Network {
         }
     }
 
+    /// `layers.<i>.<name>` for every saved non-trainable tensor (batch norm's running statistics).
+    public var namedBuffers: [NamedTensor] {
+        layers.enumerated().flatMap { index, layer in
+            layer.buffers.map { NamedTensor(name: "layers.\(index).\($0.name)", tensor: $0.tensor) }
+        }
+    }
+
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
     /// Multiply–adds ×2 of one forward pass for one sample (matrix work only).

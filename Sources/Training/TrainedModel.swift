@@ -33,7 +33,7 @@ public final class TrainedModel: @unchecked Sendable {
     public func safetensors() -> Data {
         let tensors = network.namedParameters.map { name, parameter in
             SafeTensorsFile.Entry(name: name, shape: parameter.shape, values: parameter.value.array)
-        }
+        } + network.namedBuffers.map { SafeTensorsFile.Entry(name: $0.name, shape: $0.tensor.shape, values: $0.tensor.array) }
         let preprocessing: JSONValue = standardization.map {
             ["mean": .array($0.mean.map { JSONValue($0) }), "std": .array($0.std.map { JSONValue($0) })]
         } ?? .null
@@ -78,6 +78,12 @@ public final class TrainedModel: @unchecked Sendable {
                 throw LoadError.invalid("tensor \(name) is missing or has the wrong shape")
             }
             _ = parameter.value.values.update(fromContentsOf: entry.values)
+        }
+        for buffer in network.namedBuffers {
+            guard let entry = file.tensor(named: buffer.name), entry.values.count == buffer.tensor.count else {
+                throw LoadError.invalid("tensor \(buffer.name) is missing or has the wrong shape")
+            }
+            _ = buffer.tensor.values.update(fromContentsOf: entry.values)
         }
         var standardization: Standardization?
         if case .object(let fields) = try json("preprocessing"),

@@ -11,8 +11,25 @@ public protocol Layer: AnyObject {
     var outputShape: [Int] { get }
     /// Trainable parameters in a fixed order: the order of the saved model.
     var parameters: [Parameter] { get }
+    /// Non-trainable state saved with the model, e.g. batch norm's `running_mean`, in a fixed order
+    /// (torch's buffer names). Default: none.
+    var buffers: [NamedTensor] { get }
     func forward(_ input: Tensor, isTraining: Bool) -> Tensor
     func backward(_ outputGradient: Tensor, needsInputGradient: Bool) -> Tensor?
+}
+
+extension Layer {
+    public var buffers: [NamedTensor] { [] }
+}
+
+/// A tensor with its name in the saved model (relative to its layer).
+public struct NamedTensor {
+    public let name: String
+    public let tensor: Tensor
+    public init(name: String, tensor: Tensor) {
+        self.name = name
+        self.tensor = tensor
+    }
 }
 
 /// A layer that draws random numbers while training (dropout, …); the trainer reseeds it.
