@@ -14,6 +14,11 @@ public enum BuiltinDataset: String, Sendable, CaseIterable {
     case blobs
     /// Uniform points in [-1, 1]², class 1 where x0 · x1 > 0 (same sign), class 0 elsewhere.
     case xor
+    /// Sequences of 32 steps of a noisy sine; the class is its frequency (k + 1 cycles). Samples [32, 1].
+    case sine_sequences
+    /// 16×16 grey images of a shape at a random place and size: square outline, disc, cross,
+    /// triangle (the first `classes` of them). Samples [1, 16, 16].
+    case shapes_images
 }
 
 /// The knobs of a built-in dataset; the defaults are the API's.
@@ -38,7 +43,19 @@ extension BuiltinDataset {
     public var fixedClassCount: Int? {
         switch self {
         case .moons, .circles, .xor: 2
-        case .spirals, .blobs: nil
+        case .spirals, .blobs, .sine_sequences, .shapes_images: nil
+        }
+    }
+
+    /// The most classes a generator can make (shapes_images draws four shapes).
+    public var maximumClassCount: Int { self == .shapes_images ? 4 : 100 }
+
+    /// The shape of one sample.
+    public var sampleShape: [Int] {
+        switch self {
+        case .sine_sequences: [SequenceAndImageGenerators.steps, 1]
+        case .shapes_images: [1, SequenceAndImageGenerators.side, SequenceAndImageGenerators.side]
+        default: [2]
         }
     }
 
@@ -51,6 +68,11 @@ extension BuiltinDataset {
         precondition(options.noise >= 0 && options.noise.isFinite, "noise must be a finite standard deviation")
 
         var random = SeededGenerator(seed: options.seed, purpose: "builtin.\(rawValue)")
+        switch self {
+        case .sine_sequences: return SequenceAndImageGenerators.sineSequences(options, classCount: classCount, random: &random)
+        case .shapes_images: return SequenceAndImageGenerators.shapeImages(options, classCount: classCount, random: &random)
+        default: break
+        }
         let noise = options.noise
         let samples = options.samples
         var points: [(x0: Double, x1: Double, label: Int32)] = []
@@ -113,6 +135,8 @@ extension BuiltinDataset {
                 // Labelled before the noise, so noise blurs the boundary instead of moving it.
                 points.append((x0 + gaussian(), x1 + gaussian(), x0 * x1 > 0 ? 1 : 0))
             }
+        case .sine_sequences, .shapes_images:
+            preconditionFailure("generated above")
         }
 
         // Generated class by class; shuffled so that any prefix is a fair sample.

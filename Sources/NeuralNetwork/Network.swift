@@ -19,17 +19,7 @@ public final class Network {
         var layers: [any Layer] = []
         var shape = inputShape
         for (index, layerSpec) in spec.layers.enumerated() {
-            let layer: any Layer
-            switch layerSpec {
-            case .dense(let units, let activation, let bias):
-                layer = Dense(inputCount: shape.reduce(1, *), units: units, activation: activation, hasBias: bias,
-                              generator: &initGenerator)
-            case .dropout(let rate):
-                layer = Dropout(rate: Float(rate), inputShape: shape,
-                                generator: SeededGenerator(seed: seed, purpose: "dropout.\(index)"))
-            case .activation(let function):
-                layer = ActivationLayer(function, inputShape: shape)
-            }
+            let layer = Self.makeLayer(layerSpec, inputShape: shape, seed: seed, path: "\(index)", generator: &initGenerator)
             shape = layer.outputShape
             layers.append(layer)
         }
@@ -38,13 +28,73 @@ public final class Network {
 
     public var outputShape: [Int] { layers.last?.outputShape ?? inputShape }
 
+    /// One layer of a spec for a sample of `inputShape`. The spec was checked by `ModelSpec.summarize`
+    /// (every shape fits), so the layers' own preconditions hold. Dropout gets its own generator per
+    /// position (`path`) so adding a layer elsewhere does not change its masks.
+    static func makeLayer(_ spec: LayerSpec, inputShape shape: [Int], seed: UInt64, path: String,
+                          generator: inout SeededGenerator) -> any Layer {
+        switch spec {
+        case .dense(let units, let activation, let bias):
+            return Dense(inputCount: shape.reduce(1, *), units: units, activation: activation, hasBias: bias, generator: &generator)
+        case .dropout(let rate):
+            return Dropout(rate: Float(rate), inputShape: shape, generator: SeededGenerator(seed: seed, purpose: "dropout.\(path)"))
+        case .activation(let function):
+            return ActivationLayer(function, inputShape: shape)
+        case .conv2d(let filters, let kernel, let stride, let padding, let groups, let bias, let activation):
+            let pad = padding.amount(kernel: kernel)
+            return Conv2D(inputShape: shape, filters: filters, kernel: (kernel.height, kernel.width), stride: (stride.height, stride.width),
+                          padding: (pad.height, pad.width), groups: groups, hasBias: bias, activation: activation, generator: &generator)
+        case .depthwiseConv2d(let kernel, let stride, let padding, let multiplier, let bias, let activation):
+            let pad = padding.amount(kernel: kernel)
+            return Conv2D(inputShape: shape, filters: shape[0] * multiplier, kernel: (kernel.height, kernel.width),
+                          stride: (stride.height, stride.width), padding: (pad.height, pad.width), groups: shape[0], hasBias: bias,
+                          activation: activation, generator: &generator)
+        case .separableConv2d(let filters, let kernel, let stride, let padding):
+            return SeparableConv2D(inputShape: shape, filters: filters, kernel: kernel, stride: stride, padding: padding, generator: &generator)
+        case .shuffleUnit(let outChannels, let groups, let stride):
+            return ShuffleUnit(inputShape: shape, outChannels: outChannels, groups: groups, stride: stride, generator: &generator)
+        case .channelShuffle(let groups):
+            return ChannelShuffle(groups: groups, inputShape: shape)
+        case .maxPool2d(let kernel, let stride):
+            return MaxPool2D(inputShape: shape, kernel: (kernel.height, kernel.width), stride: (stride.height, stride.width))
+        case .avgPool2d(let kernel, let stride):
+            return AvgPool2D(inputShape: shape, kernel: (kernel.height, kernel.width), stride: (stride.height, stride.width))
+        case .globalAvgPool2d:
+            return GlobalAvgPool2D(inputShape: shape)
+        case .batchNorm:
+            return BatchNorm(inputShape: shape)
+        case .layerNorm:
+            // Over the last axis, as torch users write LayerNorm(features) after an embedding or a dense layer.
+            return LayerNorm(inputShape: shape, normalizedShape: [shape[shape.count - 1]])
+        case .flatten:
+            return Flatten(inputShape: shape)
+        case .reshape(let target):
+            return Reshape(inputShape: shape, shape: target)
+        case .embedding(let count, let dim):
+            return Embedding(numEmbeddings: count, dim: dim, inputShape: shape, generator: &generator)
+        case .lstm(let hidden, let sequences):
+            return LSTM(inputShape: shape, hiddenSize: hidden, returnSequences: sequences, generator: &generator)
+        case .gru(let hidden, let sequences):
+            return GRU(inputShape: shape, hiddenSize: hidden, returnSequences: sequences, generator: &generator)
+        case .residual(let inner):
+            var layers: [any Layer] = []
+            var innerShape = shape
+            for (index, layerSpec) in inner.enumerated() {
+                let layer = makeLayer(layerSpec, inputShape: innerShape, seed: seed, path: "\(path).\(index)", generator: &generator)
+                innerShape = layer.outputShape
+                layers.append(layer)
+            }
+            return Residual(inputShape: shape, layers: layers)
+        }
+    }
+
     /// All parameters, layer by layer, in saved-model order.
     public var parameters: [Parameter] { layers.flatMap(\.parameters) }
 
     /// `layers.<i>.<name>` for every parameter: the tensor names of the saved model.
     public var namedParameters: [(name: String, parameter: Parameter)] {
         layers.enumerated().flatMap { index, layer in
-            layer.parameters.map { (name: "layers.\(index).\($0.name)", parameter: $0) }
+            layer.namedParameters.map { (name: "layers.\(index).\($0.name)", parameter: $0.parameter) }
         }
     }
 
@@ -57,12 +107,9 @@ public final class Network {
 
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
-    /// Multiply–adds ×2 of one forward pass for one sample (matrix work only).
+    /// Multiply–adds ×2 of one forward pass for one sample.
     public var flopsPerSample: Int {
-        layers.reduce(0) { total, layer in
-            if let dense = layer as? Dense { return total + 2 * dense.inputCount * dense.units }
-            return total
-        }
+        spec.summarize(inputShape: inputShape, diagnostics: SpecDiagnostics())?.reduce(0) { $0 + $1.flops } ?? 0
     }
 
     public func forward(_ input: Tensor, isTraining: Bool) -> Tensor {

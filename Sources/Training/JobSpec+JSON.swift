@@ -112,8 +112,19 @@ extension JobSpec {
             diagnostics.report("model.input_shape", "\(shape) holds \(shape.reduce(1, *)) values but the dataset has \(features) features per sample")
         }
         if spec.model.inputShape == nil { spec.model.inputShape = data.sampleShape }
-
-        let outputs = model.outputCount(inputCount: features)
+        // A preset without `classes` ends in a dense layer of 0 units: as many outputs as the data needs.
+        if case .dense(0, let activation, let bias)? = spec.model.layers.last {
+            let width = data.task == .classification
+                ? (loss == .bceWithLogits && data.classCount == 2 ? 1 : data.classCount ?? 1) : data.targetCount
+            spec.model.layers[spec.model.layers.count - 1] = .dense(units: width, activation: activation, bias: bias)
+        }
+        // Shapes follow the model's own input shape even when it disagrees with the data (reported
+        // above), so the output layer is still checked against the classes in the same answer.
+        let inputShape = spec.model.inputShape ?? data.sampleShape
+        guard let summaries = spec.model.summarize(inputShape: inputShape, diagnostics: diagnostics) else {
+            throw SpecProblems(issues: diagnostics.issues)
+        }
+        let outputs = summaries.last?.outputShape.reduce(1, *) ?? features
         let lastLayerPath = "model.layers[\(lastResizingLayerIndex ?? max(model.layers.count - 1, 0))].units"
         switch (loss, data.task) {
         case (.crossEntropy(_, let weighting), .classification):
@@ -145,7 +156,7 @@ extension JobSpec {
             diagnostics.report("schedule.monitor", "\(schedule.monitor.rawValue) needs class targets; monitor a loss")
         }
         if let limit = optimizer.parameterLimit {
-            let count = spec.model.parameterCount(inputCount: features)
+            let count = summaries.reduce(0) { $0 + $1.parameters }
             if count > limit {
                 diagnostics.report("optimizer.type", "\(optimizer.typeName) stores a dense \(count)×\(count) matrix and accepts models of at most \(limit) parameters; this model has \(count). Use lbfgs, or a smaller model")
             }
@@ -169,23 +180,9 @@ extension JobSpec {
 }
 
 extension ModelSpec {
-    /// Trainable parameters for `inputCount` values per sample, without building the network.
-    public func parameterCount(inputCount: Int) -> Int {
-        var width = inputCount, total = 0
-        for layer in layers {
-            if case .dense(let units, _, let bias) = layer {
-                total += width * units + (bias ? units : 0)
-                width = units
-            }
-        }
-        return total
-    }
-
-    /// Values per sample at the output, for `inputCount` values per sample at the input.
-    public func outputCount(inputCount: Int) -> Int {
-        layers.reduce(inputCount) { count, layer in
-            if case .dense(let units, _, _) = layer { return units }
-            return count
-        }
+    /// Trainable parameters and forward multiply–adds ×2 per sample, for a spec whose input shape is resolved.
+    public var size: (parameters: Int, flopsPerSample: Int)? {
+        guard let inputShape, let summaries = summarize(inputShape: inputShape, diagnostics: SpecDiagnostics()) else { return nil }
+        return (summaries.reduce(0) { $0 + $1.parameters }, summaries.reduce(0) { $0 + $1.flops })
     }
 }

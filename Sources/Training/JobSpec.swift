@@ -165,7 +165,7 @@ extension JobSpec {
             dataset.report("id", "is required (or \"name\" of an uploaded dataset, or \"builtin\")")
             return nil
         }
-        let planned = ["gaussian_mixture", "sine_sequences", "shapes_images"]
+        let planned = ["gaussian_mixture"]
         guard let kind = BuiltinDataset(rawValue: builtinName) else {
             if planned.contains(builtinName) {
                 dataset.report("builtin", "built-in dataset \"\(builtinName)\" is not supported yet")

@@ -172,6 +172,8 @@ public final class Trainer {
         while batchStart < train.rows {
             if observer?.shouldStop() == true { return nil }
             let count = min(batchSize, train.rows - batchStart)
+            // A last batch of one sample has no batch statistics: batch norm cannot train on it.
+            if count == 1, batchStart > 0, spec.model.usesBatchStatistics { break }
             loadBatch(from: train, positions: batchStart..<(batchStart + count))
             optimizer.zeroGradients()
             let output = network.forward(batchInput, isTraining: true)

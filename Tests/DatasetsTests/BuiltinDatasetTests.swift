@@ -13,7 +13,8 @@ struct BuiltinDatasetTests {
         #expect(generator.generate(options).features != generator.generate(other).features)
     }
 
-    @Test("every generator makes the requested rows of two features x0 and x1", arguments: BuiltinDataset.allCases)
+    @Test("every point generator makes the requested rows of two features x0 and x1",
+          arguments: [BuiltinDataset.spirals, .moons, .circles, .blobs, .xor])
     func shape(generator: BuiltinDataset) {
         let dataset = generator.generate(BuiltinDatasetOptions(samples: 301, classes: 4, seed: 1))
         let classCount = generator.fixedClassCount ?? 4
@@ -126,4 +127,30 @@ struct BuiltinDatasetTests {
 
 extension Double {
     fileprivate func hypot(_ other: Double) -> Double { (self * self + other * other).squareRoot() }
+
+    @Test("sine sequences are 32 steps of one feature, one class per frequency, balanced")
+    func sineSequences() {
+        let dataset = BuiltinDataset.sine_sequences.generate(BuiltinDatasetOptions(samples: 300, noise: 0, classes: 3, seed: 1))
+        #expect(dataset.sampleShape == [32, 1] && dataset.featureCount == 32 && dataset.rows == 300)
+        #expect(dataset.classes == ["1_cycles", "2_cycles", "3_cycles"])
+        #expect((0..<3).map { label in dataset.classIndices.filter { $0 == Int32(label) }.count } == [100, 100, 100])
+        // Without noise a class-k sequence changes sign about 2(k+1) times.
+        let row = dataset.classIndices.firstIndex(of: 2)!
+        let values = Array(dataset.features[(row * 32)..<((row + 1) * 32)])
+        let signChanges = zip(values, values.dropFirst()).filter { ($0 < 0) != ($1 < 0) }.count
+        #expect((5...7).contains(signChanges))
+    }
+
+    @Test("shape images are 16×16 grey images of up to four shapes")
+    func shapeImages() {
+        let dataset = BuiltinDataset.shapes_images.generate(BuiltinDatasetOptions(samples: 40, noise: 0, classes: 4, seed: 1))
+        #expect(dataset.sampleShape == [1, 16, 16] && dataset.featureCount == 256)
+        #expect(dataset.classes == ["square", "disc", "cross", "triangle"])
+        #expect(dataset.features.allSatisfy { $0 == 0 || $0 == 1 })
+        for row in 0..<dataset.rows {
+            let lit = dataset.features[(row * 256)..<((row + 1) * 256)].filter { $0 == 1 }.count
+            #expect(lit >= 9, "every image shows its shape")
+        }
+        #expect(BuiltinDataset.shapes_images.maximumClassCount == 4)
+    }
 }

@@ -238,9 +238,9 @@ struct JobSpecTests {
         (minimalSpec(#", "optimizer": {"type": "adagrad", "betas": [0.9, 0.99]}"#), "optimizer.betas", "does not apply to the adagrad optimizer"),
         (minimalSpec(#", "optimizer": {"type": "lbfgs", "line_search_fn": "backtracking"}"#), "optimizer.line_search_fn", "strong_wolfe"),
         (minimalSpec(#", "optimizer": {"type": "bfgs", "c1": 0.95}"#), "optimizer.c2", "c1"),
-        (minimalSpec(dataset: #"{"builtin": "shapes_images"}"#), "dataset.builtin", "not supported yet"),
-        (#"{"dataset": {"id": "ds_x"}, "model": {"layers": [{"type": "conv2d", "filters": 8}]}}"#,
-         "model.layers[0].type", "not supported yet"),
+        (minimalSpec(dataset: #"{"builtin": "gaussian_mixture"}"#), "dataset.builtin", "not supported yet"),
+        (#"{"dataset": {"id": "ds_x"}, "model": {"layers": [{"type": "conv2d", "kernel": 3}]}}"#,
+         "model.layers[0].filters", "is required"),
         (minimalSpec(#", "regularization": {"l2": -0.1}"#), "regularization.l2", "must be ≥ 0"),
         (minimalSpec(#", "validation": {"split": 1.5}"#), "validation.split", "must be ≥ 0 and < 1"),
         (minimalSpec(#", "validation": {"split": 0.5}, "test": {"split": 0.5}"#), "test", "at least 5% for training"),
@@ -324,7 +324,7 @@ struct JobSpecTests {
         }
         """)
         let expected: Set<String> = [
-            "optimzer", "model.layers[0].units", "model.layers[1].type", "optimizer.lr", "optimizer.betas",
+            "optimzer", "model.layers[0].units", "model.layers[1].filters", "optimizer.lr", "optimizer.betas",
             "training.epochs", "training.batch_size", "training.shuffle", "schedule.step_size", "compression", "regularization.l1",
         ]
         #expect(issues.count == 11, "\(issues)")

@@ -14,12 +14,16 @@ public protocol Layer: AnyObject {
     /// Non-trainable state saved with the model, e.g. batch norm's `running_mean`, in a fixed order
     /// (torch's buffer names). Default: none.
     var buffers: [NamedTensor] { get }
+    var namedParameters: [(name: String, parameter: Parameter)] { get }
     func forward(_ input: Tensor, isTraining: Bool) -> Tensor
     func backward(_ outputGradient: Tensor, needsInputGradient: Bool) -> Tensor?
 }
 
 extension Layer {
     public var buffers: [NamedTensor] { [] }
+    /// Parameters with their names in the saved model, relative to the layer; blocks made of
+    /// several layers prefix them (`depthwise.weight`, `bn1.bias`).
+    public var namedParameters: [(name: String, parameter: Parameter)] { parameters.map { ($0.name, $0) } }
 }
 
 /// A tensor with its name in the saved model (relative to its layer).
