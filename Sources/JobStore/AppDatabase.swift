@@ -2,22 +2,31 @@ import Foundation
 import GRDB
 
 /// The application database: owns the connection and makes sure the schema is migrated.
-/// It is the real `JobRepository` and `DatasetRepository`.
+/// It is the real `JobRepository`, `DatasetRepository` and `StudyRepository`.
 public struct AppDatabase: Sendable {
     /// A `DatabasePool` (WAL: readers never wait for the writer) or, in memory, a `DatabaseQueue`.
     let writer: any DatabaseWriter
 
-    /// Runs the pending migrations of `Migrations/` on `writer`.
-    init(_ writer: any DatabaseWriter) throws {
+    /// Runs the pending migrations of `Migrations/` on `writer`; with `lastMigration` (tests of
+    /// upgrades from an older schema), only those up to that file.
+    init(_ writer: any DatabaseWriter, upTo lastMigration: String? = nil) throws {
         self.writer = writer
-        try Self.makeMigrator().migrate(writer)
+        if let lastMigration {
+            try Self.makeMigrator().migrate(writer, upTo: lastMigration)
+        } else {
+            try Self.makeMigrator().migrate(writer)
+        }
     }
 
     /// Opens (or creates) the database file, creating its folder if needed.
     public static func open(path: String) throws -> AppDatabase {
+        try open(path: path, upTo: nil)
+    }
+
+    static func open(path: String, upTo lastMigration: String?) throws -> AppDatabase {
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        return try AppDatabase(DatabasePool(path: path, configuration: makeConfiguration()))
+        return try AppDatabase(DatabasePool(path: path, configuration: makeConfiguration()), upTo: lastMigration)
     }
 
     /// A fresh, private, in-memory database (for tests).

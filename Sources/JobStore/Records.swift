@@ -49,6 +49,12 @@ public struct JobRecord: Codable, Sendable, Equatable {
     public var createdAt: Date
     public var startedAt: Date?
     public var finishedAt: Date?
+    /// The study that created the job (`st_…`); nil for a job submitted on its own, or once
+    /// its study is deleted.
+    public var studyId: String?
+    /// JSON object text `{"<path>": value, …}`: the values the job's spec took from its study's
+    /// parameters. Kept when the study is deleted.
+    public var studyParameters: String?
 
     public init(
         id: String, name: String? = nil, status: JobStatus = .queued, priority: Int = 0,
@@ -57,7 +63,8 @@ public struct JobRecord: Codable, Sendable, Equatable {
         bestEpoch: Int? = nil, stoppedEarly: Bool = false,
         errorCode: String? = nil, errorMessage: String? = nil, result: String? = nil,
         cancelRequested: Bool = false, idempotencyKey: String? = nil,
-        createdAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil
+        createdAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil,
+        studyId: String? = nil, studyParameters: String? = nil
     ) {
         self.id = id
         self.name = name
@@ -81,6 +88,8 @@ public struct JobRecord: Codable, Sendable, Equatable {
         self.createdAt = createdAt
         self.startedAt = startedAt
         self.finishedAt = finishedAt
+        self.studyId = studyId
+        self.studyParameters = studyParameters
     }
 }
 
@@ -185,6 +194,36 @@ public struct DatasetRecord: Codable, Sendable, Equatable {
     }
 }
 
+/// A comparison or hyperparameter search: one request that queued one job per combination of
+/// parameter values. Its jobs point back to it (`JobRecord.studyId`).
+public struct StudyRecord: Codable, Sendable, Equatable {
+    /// `st_…`.
+    public var id: String
+    public var name: String
+    /// JSON object text of the request (base spec, search, parameters, objective), defaults filled in.
+    public var spec: String
+    /// "grid" or "random".
+    public var strategy: String
+    /// What ranks the jobs: "val_loss", "val_accuracy", "train_loss", "train_accuracy" or "test_accuracy".
+    public var objectiveMetric: String
+    /// "min" or "max".
+    public var objectiveMode: String
+    public var createdAt: Date
+
+    public init(
+        id: String = makeIdentifier(prefix: "st_"), name: String, spec: String, strategy: String,
+        objectiveMetric: String, objectiveMode: String, createdAt: Date = Date()
+    ) {
+        self.id = id
+        self.name = name
+        self.spec = spec
+        self.strategy = strategy
+        self.objectiveMetric = objectiveMetric
+        self.objectiveMode = objectiveMode
+        self.createdAt = createdAt
+    }
+}
+
 public enum JobStoreError: Error, Equatable {
     /// The job is not in a state that allows the operation (HTTP 409).
     case wrongState(String)
@@ -212,6 +251,12 @@ extension JobRecord: FetchableRecord, PersistableRecord {
 
 extension MetricsRow: FetchableRecord, PersistableRecord {
     public static let databaseTableName = "metrics"
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+}
+
+extension StudyRecord: FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "studies"
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
     public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
 }

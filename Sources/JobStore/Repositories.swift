@@ -50,3 +50,16 @@ public protocol DatasetRepository: Sendable {
     /// False if unknown.
     func deleteDataset(id: String) throws -> Bool
 }
+
+public protocol StudyRepository: Sendable {
+    /// In one write transaction: inserts the study and one queued job per element of `jobs`, the
+    /// job at index i recording `parameters[i]` (JSON object text) as its `studyParameters`.
+    /// Either everything is stored or nothing. Jobs' idempotency keys are ignored. Returns the
+    /// stored study and jobs, in the order given.
+    func createStudy(_ study: StudyRecord, jobs: [NewJob], parameters: [String]) throws -> (study: StudyRecord, jobs: [JobRecord])
+    func study(id: String) throws -> StudyRecord?
+    /// Newest first.
+    func listStudies() throws -> [StudyRecord]
+    /// The study's jobs that still exist, in the order `createStudy` was given them.
+    func jobs(studyId: String) throws -> [JobRecord]
+}

@@ -37,40 +37,10 @@ struct JobController {
     /// Parses the spec and checks it against its data; every problem becomes a 422 detail.
     private func checkedSpec(_ request: Request) async throws -> JobSpec {
         let json = try await request.decodeJSONBody(limit: maxJSONBytes)
-        var spec: JobSpec
-        do { spec = try JobSpec.parse(json) } catch { throw APIError.invalid(error.issues) }
-        if case .named(let name) = spec.dataset {
-            // Pin the job to the dataset the name means now, so a later upload cannot change it.
-            guard let record = try datasets.listDatasets().first(where: { $0.name == name }) else {
-                throw APIError.invalid([SpecIssue(path: "dataset.name", message: "no dataset named \"\(name)\"; upload one with POST /v1/datasets?name=\(name)")])
-            }
-            spec.dataset = .uploaded(id: record.id)
+        var checker = JobSpecChecker(datasets: datasets)
+        do { return try checker.check(json) } catch let problems as SpecProblems {
+            throw APIError.invalid(problems.issues)
         }
-        let summary: DatasetSummary
-        switch spec.dataset {
-        case .named: preconditionFailure("resolved above")
-        case .uploaded(let id):
-            guard let record = try datasets.dataset(id: id) else {
-                throw APIError.invalid([SpecIssue(path: "dataset.id", message: "no dataset with id \(id); upload one with POST /v1/datasets")])
-            }
-            summary = DatasetSummary(record)
-        case .builtin(let kind, let options):
-            summary = DatasetSummary(rows: options.samples, sampleShape: [2], task: .classification,
-                                     classCount: kind.fixedClassCount ?? options.classes, targetCount: kind.fixedClassCount ?? options.classes)
-        }
-        var issues: [SpecIssue] = []
-        for (path, holdOut) in [("validation.dataset", spec.validation), ("test.dataset", spec.test)] {
-            guard case .dataset(let id) = holdOut else { continue }
-            guard let record = try datasets.dataset(id: id) else {
-                issues.append(SpecIssue(path: path, message: "no dataset with id \(id)"))
-                continue
-            }
-            if record.shape != summary.sampleShape || record.task != summary.task.rawValue || record.classes?.count != summary.classCount {
-                issues.append(SpecIssue(path: path, message: "dataset \(id) does not have the training data's features and targets"))
-            }
-        }
-        guard issues.isEmpty else { throw APIError.invalid(issues) }
-        do { return try spec.resolved(for: summary) } catch { throw APIError.invalid(error.issues) }
     }
 
     @Sendable func create(_ request: Request, context: some RequestContext) async throws -> Response {
@@ -87,9 +57,10 @@ struct JobController {
 
     @Sendable func validate(_ request: Request, context: some RequestContext) async throws -> Response {
         let spec = try await checkedSpec(request)
-        let network = Network(spec: spec.model, seed: spec.training.seed)
-        return jsonResponse(["valid": true, "parameters": JSONValue(network.parameterCount),
-                             "flops_per_sample": JSONValue(network.flopsPerSample), "spec": spec.jsonValue])
+        // Counted from the spec's shapes: no need to allocate the weights of a model we only describe.
+        let size = spec.model.size ?? (parameters: 0, flopsPerSample: 0)
+        return jsonResponse(["valid": true, "parameters": JSONValue(size.parameters),
+                             "flops_per_sample": JSONValue(size.flopsPerSample), "spec": spec.jsonValue])
     }
 
     // MARK: Reading
@@ -269,6 +240,60 @@ struct JobController {
     }
 }
 
+/// Turns a submitted spec into the spec a job runs: parsed, pinned to the dataset a name means
+/// now, checked against that data (features, classes, hold-out datasets). `/v1/jobs` checks one
+/// spec with it, `/v1/studies` every combination of a study.
+struct JobSpecChecker {
+    let datasets: any DatasetRepository
+    /// The newest uploaded dataset of each name, read once: every spec this checker passes pins
+    /// a name to the same dataset, even if an upload lands in between.
+    private var newestByName: [String: DatasetRecord]?
+
+    init(datasets: any DatasetRepository) {
+        self.datasets = datasets
+    }
+
+    /// Throws `SpecProblems` listing every problem of the spec; other errors are the store's.
+    mutating func check(_ json: JSONValue) throws -> JobSpec {
+        var spec = try JobSpec.parse(json)
+        if case .named(let name) = spec.dataset {
+            if newestByName == nil {
+                newestByName = Dictionary(try datasets.listDatasets().map { ($0.name, $0) }, uniquingKeysWith: { newer, _ in newer })
+            }
+            // Pin the job to the dataset the name means now, so a later upload cannot change it.
+            guard let record = newestByName?[name] else {
+                throw SpecProblems(issues: [SpecIssue(path: "dataset.name", message: "no dataset named \"\(name)\"; upload one with POST /v1/datasets?name=\(name)")])
+            }
+            spec.dataset = .uploaded(id: record.id)
+        }
+        let summary: DatasetSummary
+        switch spec.dataset {
+        case .named: preconditionFailure("resolved above")
+        case .uploaded(let id):
+            guard let record = try datasets.dataset(id: id) else {
+                throw SpecProblems(issues: [SpecIssue(path: "dataset.id", message: "no dataset with id \(id); upload one with POST /v1/datasets")])
+            }
+            summary = DatasetSummary(record)
+        case .builtin(let kind, let options):
+            summary = DatasetSummary(rows: options.samples, sampleShape: kind.sampleShape, task: .classification,
+                                     classCount: kind.fixedClassCount ?? options.classes, targetCount: kind.fixedClassCount ?? options.classes)
+        }
+        var issues: [SpecIssue] = []
+        for (path, holdOut) in [("validation.dataset", spec.validation), ("test.dataset", spec.test)] {
+            guard case .dataset(let id) = holdOut else { continue }
+            guard let record = try datasets.dataset(id: id) else {
+                issues.append(SpecIssue(path: path, message: "no dataset with id \(id)"))
+                continue
+            }
+            if record.shape != summary.sampleShape || record.task != summary.task.rawValue || record.classes?.count != summary.classCount {
+                issues.append(SpecIssue(path: path, message: "dataset \(id) does not have the training data's features and targets"))
+            }
+        }
+        guard issues.isEmpty else { throw SpecProblems(issues: issues) }
+        return try spec.resolved(for: summary)
+    }
+}
+
 /// Trained models loaded for prediction, kept so repeated calls don't re-read the file.
 final class ModelCache: Sendable {
     private let models = Mutex<[String: TrainedModel]>([:])
@@ -307,7 +332,7 @@ extension JobRecord {
             "finished_at": JSONValue(finishedAt?.rfc3339), "latest": parsed(latest), "best_epoch": bestEpoch.map { JSONValue($0) } ?? .null,
             "stopped_early": .bool(stoppedEarly),
             "error": errorCode.map { ["code": JSONValue($0), "message": JSONValue(errorMessage)] } ?? .null,
-            "result": parsed(result), "links": links,
+            "result": parsed(result), "links": links, "study_id": JSONValue(studyId),
         ]
         if includeSpec { fields["spec"] = parsed(spec) }
         return .object(fields)

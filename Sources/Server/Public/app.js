@@ -1,4 +1,4 @@
-// Descent status page: jobs, one job's curves and spec, datasets.
+// Descent status page: jobs, one job's curves and spec, studies (ranked jobs, overlaid curves), datasets.
 // Plain browser JavaScript, no framework, no build step. Everything the server sends is put
 // into the page as text (textContent / createTextNode / setAttribute), never as HTML.
 "use strict";
@@ -10,6 +10,9 @@
   const ACTIVE = new Set(["queued", "running"]);
   const STATUS_ORDER = ["running", "queued", "succeeded", "failed", "cancelled"];
   const COLORS = { train: "#1f5fbf", val: "#d9730d" };
+  // One color per job of a study (Tableau 10); past ten, the dash pattern tells them apart.
+  const STUDY_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+  const STUDY_DASHES = [[], [6, 4], [2, 3], [10, 3, 2, 3]];
 
   const state = {
     jobs: [],
@@ -19,6 +22,11 @@
     detail: null,        // the selected job as GET /v1/jobs/{id} answered
     epochs: [],          // its metrics rows
     hoverEpoch: null,    // epoch under the pointer in either chart
+    studies: [],
+    selectedStudyId: null,
+    study: null,         // the selected study as GET /v1/studies/{id} answered
+    studyMetrics: new Map(), // job id → { key: status and epoch when loaded, rows }
+    studyHoverEpoch: null,
     timer: null,
     busy: false,
     again: false,
@@ -235,7 +243,7 @@
     };
 
     try {
-      const [jobs, datasets] = await Promise.allSettled([api("/v1/jobs?limit=50"), api("/v1/datasets")]);
+      const [jobs, datasets, studies] = await Promise.allSettled([api("/v1/jobs?limit=50"), api("/v1/datasets"), api("/v1/studies")]);
       if (jobs.status === "fulfilled") {
         state.jobs = listOf(jobs.value, "jobs").filter((j) => j && typeof j === "object" && j.id);
         state.hasMoreJobs = Boolean(jobs.value && jobs.value.next_cursor);
@@ -245,9 +253,16 @@
         state.datasets = listOf(datasets.value, "datasets").filter((d) => d && typeof d === "object");
         renderDatasets();
       } else note(datasets.reason);
+      if (studies.status === "fulfilled") {
+        state.studies = listOf(studies.value, "studies").filter((st) => st && typeof st === "object" && st.id);
+        renderStudies();
+      } else note(studies.reason);
 
       if (state.selectedId && detailNeedsReload()) {
         try { await loadDetail(state.selectedId); } catch (error) { note(error); }
+      }
+      if (state.selectedStudyId && studyNeedsReload()) {
+        try { await loadStudy(state.selectedStudyId); } catch (error) { note(error); }
       }
       if (!unreachable && !unauthorized && !failure && jobs.status === "fulfilled") state.lastUpdated = new Date();
     } catch (error) {
@@ -265,7 +280,8 @@
 
   function schedule() {
     clearTimeout(state.timer);
-    const anyActive = state.jobs.some((j) => ACTIVE.has(j.status)) || (state.detail && ACTIVE.has(state.detail.status));
+    const anyActive = state.jobs.some((j) => ACTIVE.has(j.status)) || (state.detail && ACTIVE.has(state.detail.status)) ||
+      state.studies.some((st) => st.status === "running");
     state.timer = setTimeout(refresh, anyActive ? FAST_REFRESH_MS : SLOW_REFRESH_MS);
   }
 
@@ -537,6 +553,10 @@
     if (job.stopped_early === true) add("Stopped early", "yes");
     if (isNum(job.attempt)) add("Attempt", String(job.attempt));
     if (isNum(job.priority) && job.priority !== 0) add("Priority", String(job.priority));
+    if (typeof job.study_id === "string" && job.study_id !== "") {
+      const studyId = job.study_id;
+      add("Study", el("button", { type: "button", class: "btn wrap mono", onclick: () => selectStudy(studyId, true), "aria-label": "Show study " + studyId }, studyId));
+    }
     add("Created", job.created_at ? fmtTime(job.created_at) : null);
     add("Started", job.started_at ? fmtTime(job.started_at) : null);
     add("Finished", job.finished_at ? fmtTime(job.finished_at) : null);
@@ -645,15 +665,15 @@
     ];
     for (const c of charts) {
       drawChart(c.canvas, c.series, { percent: c.percent, xMax, hoverX: state.hoverEpoch, empty: c.empty });
-      c.readout.textContent = readoutText(c.series, c.percent);
+      c.readout.textContent = readoutText(c.series, c.percent, state.hoverEpoch);
     }
   }
 
-  function readoutText(series, percent) {
+  function readoutText(series, percent, hoverX) {
     if (!series.length) return "\u00a0";
     const xs = series.flatMap((s) => s.points.filter((p) => p.y !== null).map((p) => p.x));
     if (!xs.length) return "\u00a0";
-    const x = state.hoverEpoch !== null && xs.includes(state.hoverEpoch) ? state.hoverEpoch : Math.max(...xs);
+    const x = hoverX !== null && xs.includes(hoverX) ? hoverX : Math.max(...xs);
     const parts = ["epoch " + x];
     for (const s of series) {
       const p = s.points.find((q) => q.x === x);
@@ -795,7 +815,7 @@
     for (const s of series) {
       ctx.strokeStyle = s.color;
       ctx.fillStyle = s.color;
-      ctx.lineWidth = 2;
+      ctx.lineWidth = s.width || 2;
       ctx.lineJoin = "round";
       ctx.setLineDash(s.dash);
       ctx.beginPath();
@@ -817,7 +837,8 @@
     }
     ctx.restore();
 
-    // Legend.
+    // Legend (unless the caller lists the series itself, as the study chart does).
+    if (opts.legend === false) { canvas._chart = { x0, x1, left: g.left, plotW, xs: [...new Set(xsAll)].sort((a, b) => a - b) }; return; }
     ctx.textAlign = "left";
     ctx.textBaseline = "middle";
     let lx = g.left;
@@ -835,18 +856,295 @@
     canvas._chart = { x0, x1, left: g.left, plotW, xs: [...new Set(xsAll)].sort((a, b) => a - b) };
   }
 
-  function onChartPointer(event) {
+  /** The epoch of a chart nearest to the pointer, undefined when the chart is empty. */
+  function epochUnderPointer(event) {
     const chart = event.currentTarget._chart;
-    if (!chart) return;
+    if (!chart) return undefined;
     const rect = event.currentTarget.getBoundingClientRect();
     const x = chart.x0 + ((event.clientX - rect.left - chart.left) / chart.plotW) * (chart.x1 - chart.x0);
     let best = null;
     for (const candidate of chart.xs) if (best === null || Math.abs(candidate - x) < Math.abs(best - x)) best = candidate;
-    if (best !== state.hoverEpoch) { state.hoverEpoch = best; drawCharts(); }
+    return best;
+  }
+
+  function onChartPointer(event) {
+    const best = epochUnderPointer(event);
+    if (best !== undefined && best !== state.hoverEpoch) { state.hoverEpoch = best; drawCharts(); }
   }
 
   function onChartLeave() {
     if (state.hoverEpoch !== null) { state.hoverEpoch = null; drawCharts(); }
+  }
+
+
+  // ---- studies -----------------------------------------------------------
+
+  const studyRowCache = new Map(); // study id → { signature, row }
+
+  function studyPath(id) {
+    return "/v1/studies/" + encodeURIComponent(id);
+  }
+
+  /** "val_accuracy ↑" for a maximized objective, "val_loss ↓" for a minimized one. */
+  function objectiveText(objective) {
+    if (!objective || typeof objective !== "object") return "—";
+    return String(objective.metric || "?") + (objective.mode === "max" ? " ↑" : objective.mode === "min" ? " ↓" : "");
+  }
+
+  function fmtObjective(metric, value) {
+    return /accuracy$/.test(String(metric)) ? fmtPct(value) : fmtNum(value);
+  }
+
+  /** A parameter value as it reads in a job name: 0.01, sgd, an object with a type as sgd(lr=0.05, momentum=0.9). */
+  function describeValue(value) {
+    if (value === null || value === undefined) return "null";
+    if (Array.isArray(value)) return "[" + value.map(describeValue).join(", ") + "]";
+    if (typeof value === "object") {
+      const keys = Object.keys(value).sort().filter((k) => !(typeof value.type === "string" && k === "type"));
+      const rest = keys.map((k) => k + "=" + describeValue(value[k])).join(", ");
+      if (typeof value.type === "string") return rest ? `${value.type}(${rest})` : value.type;
+      return "{" + rest + "}";
+    }
+    if (typeof value === "number") return String(Number(value.toPrecision(6)));
+    return String(value);
+  }
+
+  function describeParameters(parameters) {
+    if (!parameters || typeof parameters !== "object") return "—";
+    const keys = Object.keys(parameters).sort();
+    return keys.length ? keys.map((k) => k + "=" + describeValue(parameters[k])).join(", ") : "—";
+  }
+
+  function renderStudies() {
+    const body = $("studies-body");
+    const rows = state.studies.map((st) => {
+      const signature = JSON.stringify([st.status, st.name, st.counts, st.job_count, st.objective, st.created_at]);
+      const cached = studyRowCache.get(st.id);
+      if (cached && cached.signature === signature) return cached.row;
+      const row = makeStudyRow(st);
+      studyRowCache.set(st.id, { signature, row });
+      return row;
+    });
+    rows.forEach((row, i) => {
+      if (body.children[i] !== row) body.insertBefore(row, body.children[i] || null);
+    });
+    while (body.children.length > rows.length) body.lastElementChild.remove();
+    const present = new Set(state.studies.map((st) => st.id));
+    for (const id of studyRowCache.keys()) if (!present.has(id)) studyRowCache.delete(id);
+    for (const row of rows) row.classList.toggle("selected", row.dataset.id === state.selectedStudyId);
+    $("studies-empty").hidden = rows.length > 0;
+  }
+
+  function makeStudyRow(st) {
+    const id = String(st.id);
+    const name = typeof st.name === "string" && st.name !== "" ? st.name : "(unnamed)";
+    const counts = st.counts && typeof st.counts === "object" ? st.counts : {};
+    const total = isNum(st.job_count) ? st.job_count : 0;
+    const done = ["succeeded", "failed", "cancelled"].reduce((sum, k) => sum + (isNum(counts[k]) ? counts[k] : 0), 0);
+    const p = total > 0 ? done / total : 0;
+    const statusText = st.status === "running" && isNum(counts.running) && counts.running === 0 ? "queued" : st.status;
+    const progress = el("div", { class: "progress" },
+      el("div", {
+        class: "bar " + statusClass(st.status), role: "progressbar",
+        "aria-valuemin": "0", "aria-valuemax": String(total), "aria-valuenow": String(done),
+        "aria-label": `${done} of ${total} jobs finished`,
+      }, el("span", { style: `width:${(p * 100).toFixed(1)}%` })),
+      el("span", { class: "label" }, `${done}/${total} jobs`));
+    const open = () => selectStudy(id, true);
+    return el("tr", {
+      tabindex: "0", "data-id": id, "aria-label": "Show study " + name,
+      onclick: open,
+      onkeydown: (event) => {
+        if (event.target === event.currentTarget && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); open(); }
+      },
+    },
+      el("td", { class: "col-name" }, el("div", { class: "job-name" }, name), el("div", { class: "job-id" }, id)),
+      el("td", { class: "col-status" }, badge(statusText)),
+      el("td", { class: "col-progress" }, progress),
+      el("td", { "data-label": "Objective" }, objectiveText(st.objective)),
+      el("td", { class: "col-optional", "data-label": "Created" }, timeNode(st.created_at)));
+  }
+
+  function selectStudy(id, byUser) {
+    if (state.selectedStudyId !== id) {
+      state.selectedStudyId = id;
+      state.study = null;
+      state.studyMetrics = new Map();
+      state.studyHoverEpoch = null;
+      $("study-summary").replaceChildren(el("span", { class: "muted" }, "Loading…"));
+      $("study-jobs").replaceChildren();
+      $("study-legend").replaceChildren();
+      $("study-title").textContent = id;
+    }
+    if (location.hash !== "#" + id) history.replaceState(null, "", "#" + encodeURIComponent(id));
+    for (const row of $("studies-body").children) row.classList.toggle("selected", row.dataset.id === id);
+    const section = $("study");
+    section.hidden = false;
+    drawStudyChart();
+    if (byUser) section.scrollIntoView({ behavior: "smooth", block: "start" });
+    loadStudy(id).catch((error) => {
+      if (error instanceof ApiError && error.isUnreachable) { state.unreachable = true; renderNotice(); }
+    }).finally(schedule);
+  }
+
+  function closeStudy() {
+    state.selectedStudyId = null;
+    state.study = null;
+    state.studyMetrics = new Map();
+    $("study").hidden = true;
+    for (const row of $("studies-body").children) row.classList.remove("selected");
+    if (location.hash.startsWith("#st_")) history.replaceState(null, "", location.pathname + location.search);
+  }
+
+  function studyNeedsReload() {
+    const st = state.study;
+    if (!st || st.id !== state.selectedStudyId) return true;
+    if (st.status === "running") return true;
+    const listed = state.studies.find((x) => x.id === st.id);
+    return Boolean(listed && (listed.status !== st.status || listed.job_count !== (st.jobs || []).length));
+  }
+
+  /** The study, then the metrics of each job that changed since they were loaded (finished jobs are read once). */
+  async function loadStudy(id) {
+    let study;
+    try {
+      study = await api(studyPath(id));
+    } catch (error) {
+      if (state.selectedStudyId !== id) return;
+      if (error instanceof ApiError && error.status === 404) {
+        closeStudy();
+        flash("Study " + id + " no longer exists");
+        return;
+      }
+      throw error;
+    }
+    if (state.selectedStudyId !== id) return;
+    const jobs = Array.isArray(study && study.jobs) ? study.jobs.filter((j) => j && j.id) : [];
+    const stale = jobs.filter((j) => {
+      const cached = state.studyMetrics.get(j.id);
+      return !cached || cached.key !== `${j.status}/${j.epoch}`;
+    });
+    const loaded = await Promise.allSettled(stale.map((j) => api(jobPath(j.id, "/metrics"))));
+    if (state.selectedStudyId !== id) return;
+    stale.forEach((j, i) => {
+      if (loaded[i].status !== "fulfilled") return;
+      const rows = listOf(loaded[i].value, "epochs").filter((row) => row && isNum(row.epoch));
+      state.studyMetrics.set(j.id, { key: `${j.status}/${j.epoch}`, rows });
+    });
+    state.study = { ...study, jobs };
+    renderStudy();
+  }
+
+  /** The job's number in its study ("… #3 (…)"), which keeps its color while the ranking changes. */
+  function jobNumber(job, fallback) {
+    const match = /#(\d+)/.exec(typeof job.name === "string" ? job.name : "");
+    return match ? Number(match[1]) - 1 : fallback;
+  }
+
+  function studyStyle(job, fallback) {
+    const n = Math.max(0, jobNumber(job, fallback));
+    return { color: STUDY_COLORS[n % STUDY_COLORS.length], dash: STUDY_DASHES[Math.floor(n / STUDY_COLORS.length) % STUDY_DASHES.length] };
+  }
+
+  function renderStudy() {
+    const st = state.study;
+    if (!st) return;
+    const name = typeof st.name === "string" && st.name !== "" ? st.name : "(unnamed study)";
+    $("study-title").replaceChildren(name, " ", el("span", { class: "job-id" }, String(st.id)));
+    const metric = st.objective && st.objective.metric ? String(st.objective.metric) : "objective";
+
+    const items = [];
+    const add = (key, value) => {
+      if (value === null || value === undefined) return;
+      items.push(el("div", { class: "item" }, el("span", { class: "k" }, key), el("span", { class: "v" }, value)));
+    };
+    add("Status", badge(st.status));
+    add("Objective", objectiveText(st.objective));
+    add("Strategy", typeof st.strategy === "string" ? st.strategy : null);
+    const counts = new Map();
+    for (const j of st.jobs) counts.set(j.status, (counts.get(j.status) || 0) + 1);
+    add("Jobs", [...counts.entries()].map(([k, n]) => `${n} ${k}`).join(", ") || "none");
+    const best = st.jobs.find((j) => j.id === st.best_job);
+    add("Created", st.created_at ? fmtTime(st.created_at) : null);
+    if (best) {
+      add("Best job", el("button", { type: "button", class: "btn best-job", onclick: () => selectJob(String(best.id), true),
+        "aria-label": "Show the best job, " + best.id },
+        `${fmtObjective(metric, best.objective_value)} · ${describeParameters(best.parameters)}`));
+      items[items.length - 1].classList.add("wide");
+    }
+    $("study-summary").replaceChildren(...items);
+
+    $("study-objective-head").textContent = metric;
+    const rows = st.jobs.map((job, index) => {
+      const style = studyStyle(job, index);
+      const b = job.best && typeof job.best === "object" ? job.best : {};
+      const open = () => selectJob(String(job.id), true);
+      return el("tr", {
+        tabindex: "0", "data-id": String(job.id), "aria-label": "Show details of job " + (job.name || job.id),
+        class: job.id === st.best_job ? "best" : null,
+        onclick: open,
+        onkeydown: (event) => {
+          if (event.target === event.currentTarget && (event.key === "Enter" || event.key === " ")) { event.preventDefault(); open(); }
+        },
+      },
+        el("td", { class: "num" }, isNum(job.rank) ? String(job.rank) : "—"),
+        el("td", { class: "col-name" },
+          el("div", { class: "job-id" }, el("span", { class: "swatch", style: `background:${style.color}`, "aria-hidden": "true" }), String(job.id)),
+          job.error && job.error.message ? el("div", { class: "job-error" }, String(job.error.message)) : null),
+        el("td", { class: "col-status" }, badge(job.status)),
+        el("td", { class: "num" }, fmtObjective(metric, job.objective_value)),
+        el("td", { class: "num" }, isNum(b.epoch) ? String(b.epoch) : "—"),
+        el("td", { class: "num col-optional" }, fmtNum(b.val_loss)),
+        el("td", { class: "num col-optional" }, fmtPct(b.val_accuracy)),
+        el("td", { class: "params" }, describeParameters(job.parameters)));
+    });
+    $("study-jobs").replaceChildren(...rows);
+    drawStudyChart();
+  }
+
+  /** One loss curve per job: val_loss, or train_loss for a job without validation values. */
+  function studySeries() {
+    const st = state.study;
+    if (!st) return { series: [], usesTrain: false };
+    let usesTrain = false;
+    const series = st.jobs.map((job, index) => {
+      const rows = (state.studyMetrics.get(job.id) || { rows: [] }).rows;
+      const hasVal = rows.some((m) => isNum(m.val_loss));
+      if (!hasVal && rows.some((m) => isNum(m.train_loss))) usesTrain = true;
+      const key = hasVal ? "val_loss" : "train_loss";
+      const style = studyStyle(job, index);
+      return {
+        label: (isNum(job.rank) ? "#" + job.rank + " " : "") + describeParameters(job.parameters) + (hasVal ? "" : " (train)"),
+        color: style.color, dash: style.dash, width: job.id === st.best_job ? 3 : 2,
+        points: rows.map((m) => ({ x: m.epoch, y: isNum(m[key]) ? m[key] : null })),
+      };
+    });
+    return { series, usesTrain };
+  }
+
+  function drawStudyChart() {
+    if ($("study").hidden) return;
+    const st = state.study;
+    const { series, usesTrain } = studySeries();
+    const running = st && st.status === "running";
+    const xMax = running ? Math.max(0, ...st.jobs.map((j) => (isNum(j.epochs) ? j.epochs : 0))) || null : null;
+    drawChart($("chart-study"), series, { percent: false, xMax, hoverX: state.studyHoverEpoch, empty: st ? "no epochs finished yet" : "loading…", legend: false });
+    $("study-chart-caption").textContent = usesTrain ? "Loss per epoch (val_loss; train_loss for jobs without validation)" : "Validation loss per epoch";
+
+    // The legend, with each job's value at the hovered (or its last) epoch.
+    const xs = series.flatMap((s) => s.points.filter((p) => p.y !== null).map((p) => p.x));
+    const hover = state.studyHoverEpoch !== null && xs.includes(state.studyHoverEpoch) ? state.studyHoverEpoch : null;
+    $("readout-study").textContent = hover !== null ? "epoch " + hover : xs.length ? "last epoch of each job" : "\u00a0";
+    const items = series.map((s) => {
+      const valid = s.points.filter((p) => p.y !== null);
+      const point = hover !== null ? valid.find((p) => p.x === hover) : valid[valid.length - 1];
+      const dashed = s.dash.length ? `repeating-linear-gradient(90deg, ${s.color} 0 5px, transparent 5px 8px)` : s.color;
+      return el("li", null,
+        el("span", { class: "legend-line", style: `background:${dashed}`, "aria-hidden": "true" }),
+        el("span", { class: "legend-label", title: s.label }, s.label),
+        el("span", { class: "legend-value" }, point ? fmtNum(point.y) : "—"));
+    });
+    $("study-legend").replaceChildren(...items);
   }
 
   // ---- datasets table ----------------------------------------------------
@@ -875,7 +1173,9 @@
     if (!raw) return;
     let id;
     try { id = decodeURIComponent(raw); } catch { return; }
-    if (id && id !== state.selectedId) selectJob(id, false);
+    if (!id) return;
+    if (id.startsWith("st_")) { if (id !== state.selectedStudyId) selectStudy(id, false); }
+    else if (id !== state.selectedId) selectJob(id, false);
   }
 
   function start() {
@@ -885,15 +1185,25 @@
       canvas.addEventListener("mousemove", onChartPointer);
       canvas.addEventListener("mouseleave", onChartLeave);
     }
+    $("study-close").addEventListener("click", closeStudy);
+    $("chart-study").addEventListener("mousemove", (event) => {
+      const best = epochUnderPointer(event);
+      if (best !== undefined && best !== state.studyHoverEpoch) { state.studyHoverEpoch = best; drawStudyChart(); }
+    });
+    $("chart-study").addEventListener("mouseleave", () => {
+      if (state.studyHoverEpoch !== null) { state.studyHoverEpoch = null; drawStudyChart(); }
+    });
     let resizeFrame = 0;
     window.addEventListener("resize", () => {
       cancelAnimationFrame(resizeFrame);
-      resizeFrame = requestAnimationFrame(drawCharts);
+      resizeFrame = requestAnimationFrame(() => { drawCharts(); drawStudyChart(); });
     });
     window.addEventListener("hashchange", selectFromHash);
     document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
     document.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && state.selectedId) closeDetail();
+      if (event.key !== "Escape") return;
+      if (state.selectedId) closeDetail();
+      else if (state.selectedStudyId) closeStudy();
     });
     selectFromHash();
     refresh();
