@@ -1,7 +1,7 @@
 # The two commands of the README: `make serve` and `make test`. Both install the system
 # libraries they need (Debian/Ubuntu) first, so a fresh machine needs nothing else.
 SHELL := /bin/bash
-SYSTEM_PACKAGES := libopenblas-dev libsqlite3-dev libcurl4-openssl-dev
+SYSTEM_PACKAGES := libopenblas-dev libsqlite3-dev libcurl4-openssl-dev zlib1g-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 8080

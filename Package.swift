@@ -27,8 +27,10 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
+        // The system zlib, for gzip-compressed dataset uploads (Datasets only).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: engineSettings),
-        .target(name: "Datasets", dependencies: ["Tensors"], swiftSettings: engineSettings),
+        .target(name: "Datasets", dependencies: ["Tensors", "CZlib"], swiftSettings: engineSettings),
         .target(name: "NeuralNetwork", dependencies: ["Tensors"], swiftSettings: engineSettings),
         .target(name: "Optimizers", dependencies: ["Tensors"], swiftSettings: engineSettings),
         .target(

@@ -14,6 +14,10 @@ public enum BuiltinDataset: String, Sendable, CaseIterable {
     case blobs
     /// Uniform points in [-1, 1]², class 1 where x0 · x1 > 0 (same sign), class 0 elsewhere.
     case xor
+    /// Eight Gaussians evenly spaced on a circle of radius 2 (the GAN mode-collapse benchmark of
+    /// the unrolled-GAN paper), each of standard deviation `noise` (σ, default 0.1; the paper's 0.02
+    /// is `"noise": 0.02`). The class is the mode's index k, centred at 2·(cos 2πk/8, sin 2πk/8).
+    case gaussian_mixture
     /// Sequences of 32 steps of a noisy sine; the class is its frequency (k + 1 cycles). Samples [32, 1].
     case sine_sequences
     /// 16×16 grey images of a shape at a random place and size: square outline, disc, cross,
@@ -43,6 +47,7 @@ extension BuiltinDataset {
     public var fixedClassCount: Int? {
         switch self {
         case .moons, .circles, .xor: 2
+        case .gaussian_mixture: GaussianMixture.modes
         case .spirals, .blobs, .sine_sequences, .shapes_images: nil
         }
     }
@@ -128,6 +133,13 @@ extension BuiltinDataset {
                     points.append((center.0 + gaussian(), center.1 + gaussian(), Int32(label)))
                 }
             }
+        case .gaussian_mixture:
+            for mode in 0..<classCount {
+                let center = GaussianMixture.center(mode)
+                for _ in 0..<share(of: samples, forClass: mode, of: classCount) {
+                    points.append((center.x + gaussian(), center.y + gaussian(), Int32(mode)))
+                }
+            }
         case .xor:
             for _ in 0..<samples {
                 let x0 = Double(random.uniform(-1, 1))
@@ -155,5 +167,17 @@ extension BuiltinDataset {
             features: features, rows: samples, featureCount: 2, featureNames: ["x0", "x1"],
             task: .classification, classes: (0..<classCount).map(String.init), classIndices: labels,
             targetValues: [], targetCount: classCount)
+    }
+}
+
+/// The geometry of `gaussian_mixture`, for tests and clients that score generated samples.
+public enum GaussianMixture {
+    public static let modes = 8
+    public static let radius = 2.0
+
+    /// The centre of mode `index` (0 ..< 8): angle 2π·index/8 on the circle of radius 2.
+    public static func center(_ index: Int) -> (x: Double, y: Double) {
+        let angle = 2 * Double.pi * Double(index) / Double(modes)
+        return (radius * cos(angle), radius * sin(angle))
     }
 }

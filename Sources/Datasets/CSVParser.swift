@@ -156,13 +156,13 @@ private struct CSVTableReader {
                 row: nonFinite.row, column: targetName)
         }
 
-        let task = requestedTask ?? (Self.looksLikeClassLabels(targetNumbers) ? .classification : .regression)
+        let task = requestedTask ?? (TargetInference.looksLikeClassLabels(targetNumbers) ? .classification : .regression)
         switch task {
         case .classification:
             // `+ 0` turns -0 into 0, so both spellings are one class.
             let classValues = Set(targetNumbers.map { $0 + 0 }).sorted()
             let indexOfClass = Dictionary(uniqueKeysWithValues: classValues.enumerated().map { ($0.element, Int32($0.offset)) })
-            dataset.setClasses(classValues.map(Self.className), indices: targetNumbers.map { indexOfClass[$0 + 0]! })
+            dataset.setClasses(classValues.map(TargetInference.className), indices: targetNumbers.map { indexOfClass[$0 + 0]! })
         case .regression:
             if let tooLarge = firstTargetBeyondFloat {
                 throw DatasetError(
@@ -233,21 +233,6 @@ private struct CSVTableReader {
         let shown = columnNames.prefix(20).map { "'\($0)'" }.joined(separator: ", ")
         let more = columnNames.count > 20 ? " … (\(columnNames.count) columns)" : ""
         throw DatasetError("there is no column '\(target)' for the target; the columns are \(shown)\(more)", column: target)
-    }
-
-    /// Integers only, and few enough distinct values to be labels.
-    private static func looksLikeClassLabels(_ values: [Double]) -> Bool {
-        var distinct = Set<Double>()
-        for value in values {
-            guard value == value.rounded(.towardZero), abs(value) < 1e15 else { return false }
-            if distinct.insert(value + 0).inserted && distinct.count > CSVParser.maxInferredClassCount { return false }
-        }
-        return true
-    }
-
-    /// `3.0` → "3", `0.5` → "0.5".
-    private static func className(_ value: Double) -> String {
-        value == value.rounded(.towardZero) && abs(value) < 1e15 ? String(Int64(value)) : String(value)
     }
 
     /// "row 17 (line 18)": the data row, and the line of the file it starts on.

@@ -25,4 +25,24 @@ extension AppDatabase: DatasetRepository {
             return try DatasetRecord.deleteOne(db, key: id)
         }
     }
+
+    public func attachLabels(
+        datasetId: String, labelsFileName: String, labelsBytes: Int, task: String, classes: [String]?
+    ) throws -> DatasetRecord? {
+        try writer.write { db in
+            guard var record = try DatasetRecord.fetchOne(db, key: datasetId) else { return nil }
+            // Checked in the updating transaction: of two label uploads racing, one wins.
+            guard record.isUnlabeled else {
+                throw JobStoreError.wrongState(record.labelsFileName == nil
+                    ? "dataset \(datasetId) is not waiting for labels: its targets came with its data"
+                    : "dataset \(datasetId) already has labels")
+            }
+            record.labelsFileName = labelsFileName
+            record.bytes += labelsBytes
+            record.task = task
+            record.classes = classes
+            try record.update(db)
+            return try DatasetRecord.fetchOne(db, key: datasetId)
+        }
+    }
 }

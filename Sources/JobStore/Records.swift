@@ -134,11 +134,18 @@ public struct MetricsRow: Codable, Sendable, Equatable {
     public var sparsity: Double
     public var seconds: Double
     public var samplesPerSecond: Double
+    /// GAN jobs only (NULL otherwise, migration 0003): the discriminator's loss, the generator's
+    /// loss, mean D(x) on real samples and mean D(G(z)) on generated ones.
+    public var dLoss: Double?
+    public var gLoss: Double?
+    public var dReal: Double?
+    public var dFake: Double?
 
     public init(
         jobId: String, epoch: Int, trainLoss: Double, trainAccuracy: Double? = nil,
         valLoss: Double? = nil, valAccuracy: Double? = nil, lr: Double, gradNorm: Double,
-        penalty: Double = 0, sparsity: Double = 0, seconds: Double, samplesPerSecond: Double
+        penalty: Double = 0, sparsity: Double = 0, seconds: Double, samplesPerSecond: Double,
+        dLoss: Double? = nil, gLoss: Double? = nil, dReal: Double? = nil, dFake: Double? = nil
     ) {
         self.jobId = jobId
         self.epoch = epoch
@@ -152,6 +159,10 @@ public struct MetricsRow: Codable, Sendable, Equatable {
         self.sparsity = sparsity
         self.seconds = seconds
         self.samplesPerSecond = samplesPerSecond
+        self.dLoss = dLoss
+        self.gLoss = gLoss
+        self.dReal = dReal
+        self.dFake = dFake
     }
 }
 
@@ -164,19 +175,27 @@ public struct DatasetRecord: Codable, Sendable, Equatable {
     public var features: Int
     public var featureNames: [String]
     public var target: String?
-    /// "classification" or "regression".
+    /// "classification" or "regression"; "unlabeled" for IDX or NPY data whose labels are still
+    /// to be uploaded (`labels_of`).
     public var task: String
     public var classes: [String]?
     public var shape: [Int]
+    /// The stored files' sizes (data and labels).
     public var bytes: Int
     /// Relative to the data folder's `datasets/`.
     public var fileName: String
     public var createdAt: Date
+    /// IDX and NPY: the labels file of a second upload (`labels_of`), relative to `datasets/`.
+    public var labelsFileName: String?
+
+    /// Whether the data still waits for its labels (no job can train on it yet).
+    public var isUnlabeled: Bool { task == Self.unlabeledTask }
+    public static let unlabeledTask = "unlabeled"
 
     public init(
         id: String, name: String, format: String, rows: Int, features: Int,
         featureNames: [String], target: String?, task: String, classes: [String]?,
-        shape: [Int], bytes: Int, fileName: String, createdAt: Date
+        shape: [Int], bytes: Int, fileName: String, createdAt: Date, labelsFileName: String? = nil
     ) {
         self.id = id
         self.name = name
@@ -191,6 +210,7 @@ public struct DatasetRecord: Codable, Sendable, Equatable {
         self.bytes = bytes
         self.fileName = fileName
         self.createdAt = createdAt
+        self.labelsFileName = labelsFileName
     }
 }
 

@@ -49,6 +49,10 @@ public protocol DatasetRepository: Sendable {
     /// Deletes the dataset unless a queued or running job uses it (`JobStoreError.datasetInUse`).
     /// False if unknown.
     func deleteDataset(id: String) throws -> Bool
+    /// Gives IDX or NPY data that waits for its labels (`isUnlabeled`) its labels file, task and
+    /// classes, and adds `labelsBytes` to its size, in one transaction. Returns the updated record;
+    /// nil if unknown; `JobStoreError.wrongState` if the dataset is not waiting for labels.
+    func attachLabels(datasetId: String, labelsFileName: String, labelsBytes: Int, task: String, classes: [String]?) throws -> DatasetRecord?
 }
 
 public protocol StudyRepository: Sendable {

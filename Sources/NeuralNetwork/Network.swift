@@ -3,7 +3,8 @@ import Tensors
 /// A sequential network built from a `ModelSpec`.
 ///
 /// Forward runs the layers in order; backward runs them in reverse, skipping the input gradient
-/// of the first layer (nobody needs dL/dx of the data).
+/// of the first layer unless asked for it (nobody needs dL/dx of the data; a GAN's generator
+/// needs its discriminator's).
 public final class Network {
     public let spec: ModelSpec
     public let inputShape: [Int]
@@ -120,11 +121,22 @@ public final class Network {
 
     /// Accumulates every parameter gradient for dL/d(output) = `outputGradient`.
     public func backward(_ outputGradient: Tensor) {
+        backward(outputGradient, returnInputGradient: false)
+    }
+
+    /// Accumulates every parameter gradient for dL/d(output) = `outputGradient` and, with
+    /// `returnInputGradient`, returns dL/d(input) as well: a GAN's generator learns from the
+    /// discriminator's input gradient. The tensor belongs to the first layer and is reused by its
+    /// next backward. Nil without `returnInputGradient`, or when a layer has no input gradient
+    /// (an embedding's integer inputs).
+    @discardableResult
+    public func backward(_ outputGradient: Tensor, returnInputGradient: Bool) -> Tensor? {
         var gradient = outputGradient
         for index in layers.indices.reversed() {
-            guard let next = layers[index].backward(gradient, needsInputGradient: index > 0) else { break }
+            guard let next = layers[index].backward(gradient, needsInputGradient: index > 0 || returnInputGradient) else { return nil }
             gradient = next
         }
+        return returnInputGradient ? gradient : nil
     }
 
     public func zeroGradients() {

@@ -21,16 +21,33 @@ struct DatasetController {
         group.delete(":id", use: delete)
     }
 
+    /// What an upload is, from its query: a CSV table, an IDX/NPY array (with or without its
+    /// targets), or the labels of an array uploaded before (`labels_of`).
+    private enum UploadKind {
+        case csv(target: String?, task: LearningTask?)
+        /// `target=last`: a 2-D NPY array whose last column is the target.
+        case npyTable(task: LearningTask?)
+        /// Samples whose labels come in a second upload.
+        case samples(ArrayFormat)
+        case labels(ArrayFormat, of: DatasetRecord, task: LearningTask?)
+    }
+
+    /// What the file turned out to hold.
+    private enum ParsedUpload: Sendable {
+        case table(TabularDataset)
+        case samples(SampleArray)
+        case labels(DatasetTargets)
+    }
+
     @Sendable func upload(_ request: Request, context: some RequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         var issues: [SpecIssue] = []
         let name = query["name"].map(String.init) ?? "dataset"
         if name.isEmpty || name.count > 200 { issues.append(SpecIssue(path: "name", message: "must be 1 to 200 characters")) }
-        let format = query["format"].map(String.init) ?? "csv"
-        if format != "csv" {
-            let message = ["idx", "npy"].contains(format)
-                ? "format \"\(format)\" is not supported yet; upload CSV (format=csv)" : "must be csv, got \"\(format)\""
-            issues.append(SpecIssue(path: "format", message: message))
+        let formatName = query["format"].map(String.init) ?? "csv"
+        let arrayFormat = ArrayFormat(rawValue: formatName)
+        if formatName != "csv" && arrayFormat == nil {
+            issues.append(SpecIssue(path: "format", message: "must be csv, idx or npy, got \"\(formatName)\""))
         }
         let target = query["target"].map(String.init)
         var task: LearningTask?
@@ -38,19 +55,48 @@ struct DatasetController {
             task = LearningTask(rawValue: String(taskName))
             if task == nil { issues.append(SpecIssue(path: "task", message: "must be classification or regression, got \"\(taskName)\"")) }
         }
-        if query["labels_of"] != nil { issues.append(SpecIssue(path: "labels_of", message: "label uploads for IDX images are not supported yet")) }
+        let labelsOf = query["labels_of"].map(String.init)
+        if let labelsOf {
+            if formatName == "csv" {
+                issues.append(SpecIssue(path: "labels_of", message: "labels come in a second upload only for idx and npy data; a CSV's target is one of its columns (target=…)"))
+            } else if labelsOf.isEmpty {
+                issues.append(SpecIssue(path: "labels_of", message: "must be the id of the idx or npy dataset these labels belong to"))
+            }
+            if target != nil { issues.append(SpecIssue(path: "target", message: "a labels upload is the target; leave target out")) }
+        } else if arrayFormat == .idx, target != nil {
+            issues.append(SpecIssue(path: "target", message: "IDX data has no target column: upload the images, then their labels with format=idx&labels_of=<the images' dataset id>"))
+        } else if arrayFormat == .npy, let target, target != "last" {
+            issues.append(SpecIssue(path: "target", message: "for npy, target must be \"last\" (a 2-D array whose last column is the target), or left out and the labels uploaded next with format=npy&labels_of=<the dataset id>; got \"\(target)\""))
+        } else if arrayFormat != nil, target == nil, query["task"] != nil {
+            issues.append(SpecIssue(path: "task", message: "data without labels has no task yet; give task with its labels upload (labels_of)"))
+        }
         // curl --data-binary sends application/x-www-form-urlencoded unless told otherwise: accept it as raw bytes.
         if let type = request.headers[.contentType]?.lowercased(),
-           !["text/csv", "text/plain", "application/octet-stream", "application/csv", "application/x-www-form-urlencoded"]
+           !["text/csv", "text/plain", "application/octet-stream", "application/csv", "application/x-www-form-urlencoded",
+             "application/gzip", "application/x-gzip"]
                .contains(where: { type.hasPrefix($0) }) {
-            throw APIError.unsupportedMediaType(type, expected: "text/csv (the raw file as the body, e.g. curl --data-binary @file.csv)")
+            throw APIError.unsupportedMediaType(type, expected: arrayFormat == nil
+                ? "text/csv (the raw file as the body, e.g. curl --data-binary @file.csv)"
+                : "application/octet-stream (the raw file as the body, e.g. curl --data-binary @train-images-idx3-ubyte.gz -H 'Content-Type: application/octet-stream')")
         }
         guard issues.isEmpty else { throw APIError.invalid(issues, message: "the upload's query is invalid") }
 
+        let kind: UploadKind
+        switch arrayFormat {
+        case nil: kind = .csv(target: target, task: task)
+        case let format?:
+            if let labelsOf {
+                // Checked again when the labels are attached, in the same transaction as the update.
+                kind = .labels(format, of: try labelsTarget(labelsOf), task: task)
+            } else {
+                kind = target == "last" ? .npyTable(task: task) : .samples(format)
+            }
+        }
+
         // Stream the body to a temporary file in the datasets folder; it only gets its final
         // name (and a row in the store) once it has been parsed and checked.
-        let id = makeIdentifier(prefix: "ds_")
-        let temporary = folder.datasets.appendingPathComponent(".\(id).upload")
+        let uploadId = makeIdentifier(prefix: "ds_")
+        let temporary = folder.datasets.appendingPathComponent(".\(uploadId).upload")
         let bytes: Int
         do {
             bytes = try await stream(request.body, to: temporary)
@@ -62,18 +108,46 @@ struct DatasetController {
             try? FileManager.default.removeItem(at: temporary)
             throw APIError.invalid([SpecIssue(path: "body", message: "the file is empty")], message: "the dataset is invalid")
         }
-        let dataset: TabularDataset
+        let parsed: ParsedUpload
+        let compressed: Bool
         do {
-            dataset = try await Self.parseOffLoop(temporary, target: target, task: task)
-        } catch let error as DatasetError {
+            (parsed, compressed) = try await Self.parseOffLoop(temporary, kind, maxBytes: maxUploadBytes)
+        } catch {
             try? FileManager.default.removeItem(at: temporary)
-            throw APIError.invalid([SpecIssue(path: "body", message: error.message)], message: "the dataset is invalid")
+            if let error = error as? DatasetError {
+                throw APIError.invalid([SpecIssue(path: "body", message: error.message)], message: "the dataset is invalid")
+            }
+            throw error
         }
-        let fileName = "\(id).csv"
-        let record = DatasetRecord(
-            id: id, name: name, format: format, rows: dataset.rows, features: dataset.featureCount, featureNames: dataset.featureNames,
-            target: target ?? dataset.targetName, task: dataset.task.rawValue, classes: dataset.classes, shape: dataset.sampleShape,
-            bytes: bytes, fileName: fileName, createdAt: Date())
+
+        if case .labels(let format, let images, _) = kind, case .labels(let targets) = parsed {
+            return try attach(targets, format: format, compressed: compressed, bytes: bytes, to: images, from: temporary,
+                              uploadId: uploadId)
+        }
+        let record: DatasetRecord
+        switch (kind, parsed) {
+        case (.csv(let target, _), .table(let dataset)):
+            record = DatasetRecord(
+                id: uploadId, name: name, format: "csv", rows: dataset.rows, features: dataset.featureCount,
+                featureNames: dataset.featureNames, target: target ?? dataset.targetName, task: dataset.task.rawValue,
+                classes: dataset.classes, shape: dataset.sampleShape, bytes: bytes, fileName: "\(uploadId).csv", createdAt: Date())
+        case (.npyTable, .table(let dataset)):
+            record = DatasetRecord(
+                id: uploadId, name: name, format: "npy", rows: dataset.rows, features: dataset.featureCount,
+                featureNames: dataset.featureNames, target: "last", task: dataset.task.rawValue, classes: dataset.classes,
+                shape: dataset.sampleShape, bytes: bytes,
+                fileName: ArrayFormat.storedFileName(uploadId, format: .npy, compressed: compressed), createdAt: Date())
+        case (.samples(let format), .samples(let samples)):
+            record = DatasetRecord(
+                id: uploadId, name: name, format: format.rawValue, rows: samples.rows, features: samples.featureCount,
+                featureNames: samples.featureNames, target: nil, task: DatasetRecord.unlabeledTask, classes: nil,
+                shape: samples.sampleShape, bytes: bytes,
+                fileName: ArrayFormat.storedFileName(uploadId, format: format, compressed: compressed), createdAt: Date())
+        default:
+            try? FileManager.default.removeItem(at: temporary)
+            preconditionFailure("an upload of kind \(kind) parsed as \(parsed)")
+        }
+        let fileName = record.fileName
         do {
             try FileManager.default.moveItem(at: temporary, to: folder.datasets.appendingPathComponent(fileName))
             try datasets.insertDataset(record)
@@ -82,11 +156,67 @@ struct DatasetController {
             try? FileManager.default.removeItem(at: folder.datasets.appendingPathComponent(fileName))
             throw error
         }
-        logger.info("dataset uploaded", metadata: ["dataset": "\(id)", "rows": "\(dataset.rows)", "bytes": "\(bytes)"])
+        logger.info("dataset uploaded", metadata: ["dataset": "\(uploadId)", "format": "\(record.format)", "rows": "\(record.rows)", "bytes": "\(bytes)"])
         // Answer with the row as stored (the store keeps created_at to the millisecond), so this answer
         // and a later GET /v1/datasets/{id} agree.
-        let stored = (try? datasets.dataset(id: id)) ?? record
-        return jsonResponse(stored.json, status: .created, headers: [.location: "/v1/datasets/\(id)"])
+        let stored = (try? datasets.dataset(id: uploadId)) ?? record
+        return jsonResponse(stored.json, status: .created, headers: [.location: "/v1/datasets/\(uploadId)"])
+    }
+
+    /// The dataset a labels upload names: it must exist, be IDX or NPY data and still wait for labels.
+    private func labelsTarget(_ id: String) throws -> DatasetRecord {
+        guard let record = try datasets.dataset(id: id) else {
+            throw APIError.invalid([SpecIssue(path: "labels_of", message: "no dataset with id \(id); upload the images (format=idx) or features (format=npy) first")],
+                                   message: "the upload's query is invalid")
+        }
+        guard record.format != "csv" else {
+            throw APIError.invalid([SpecIssue(path: "labels_of", message: "dataset \(id) is a CSV; its target is one of its columns, not a second upload")],
+                                   message: "the upload's query is invalid")
+        }
+        guard record.isUnlabeled else { throw APIError.conflict(Self.alreadyLabeled(record)) }
+        return record
+    }
+
+    private static func alreadyLabeled(_ record: DatasetRecord) -> String {
+        record.labelsFileName == nil
+            ? "dataset \(record.id) is not waiting for labels: its targets came with its data (target=\(record.target ?? "last"))"
+            : "dataset \(record.id) already has labels; upload the data again to use other labels"
+    }
+
+    /// Stores a labels file beside its data and records it: the file first, under a name of its
+    /// own (two racing uploads never overwrite each other's file), then the row, in one transaction
+    /// that checks the data still waits for labels. The loser's file is removed.
+    private func attach(
+        _ targets: DatasetTargets, format: ArrayFormat, compressed: Bool, bytes: Int, to images: DatasetRecord,
+        from temporary: URL, uploadId: String
+    ) throws -> Response {
+        guard targets.count == images.rows else {
+            try? FileManager.default.removeItem(at: temporary)
+            let message = "the labels file has \(targets.count) \(targets.count == 1 ? "label" : "labels") but dataset \(images.id) has \(images.rows) \(images.rows == 1 ? "sample" : "samples"); every sample needs one label"
+            throw APIError.invalid([SpecIssue(path: "body", message: message)], message: "the labels are invalid")
+        }
+        let labelsFile = folder.datasets.appendingPathComponent(
+            ArrayFormat.storedFileName("\(images.id).labels-\(uploadId.dropFirst(3))", format: format, compressed: compressed))
+        let updated: DatasetRecord?
+        do {
+            try FileManager.default.moveItem(at: temporary, to: labelsFile)
+            updated = try datasets.attachLabels(datasetId: images.id, labelsFileName: labelsFile.lastPathComponent, labelsBytes: bytes,
+                                                task: targets.task.rawValue, classes: targets.classes)
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            try? FileManager.default.removeItem(at: labelsFile)
+            if case JobStoreError.wrongState = error, let current = try? datasets.dataset(id: images.id) {
+                throw APIError.conflict(Self.alreadyLabeled(current))
+            }
+            throw error
+        }
+        guard let updated else {
+            try? FileManager.default.removeItem(at: labelsFile)
+            throw APIError.invalid([SpecIssue(path: "labels_of", message: "dataset \(images.id) was deleted during the upload")],
+                                   message: "the upload's query is invalid")
+        }
+        logger.info("dataset labels uploaded", metadata: ["dataset": "\(images.id)", "task": "\(updated.task)", "bytes": "\(bytes)"])
+        return jsonResponse(updated.json)
     }
 
     /// Writes the body to `url`, refusing more than `maxUploadBytes` (413) without buffering it.
@@ -106,12 +236,29 @@ struct DatasetController {
         return total
     }
 
-    /// Parsing is CPU work: keep it off the event loop.
-    private static func parseOffLoop(_ url: URL, target: String?, task: LearningTask?) async throws -> TabularDataset {
+    /// Parsing is CPU work: keep it off the event loop. Also says whether the file is gzip.
+    private static func parseOffLoop(_ url: URL, _ kind: UploadKind, maxBytes: Int) async throws -> (ParsedUpload, compressed: Bool) {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                do { continuation.resume(returning: try CSVParser.parse(contentsOf: url, target: target, task: task)) }
-                catch { continuation.resume(throwing: error) }
+                do throws(DatasetError) {
+                    switch kind {
+                    case .csv(let target, let task):
+                        continuation.resume(returning: (.table(try CSVParser.parse(contentsOf: url, target: target, task: task)), false))
+                    case .npyTable(let task):
+                        let data = try ArrayFormat.contents(of: url)
+                        continuation.resume(returning: (.table(try NPYParser.readTable(data: data, task: task, maxBytes: maxBytes)),
+                                                        Gzip.isCompressed(data)))
+                    case .samples(let format):
+                        let data = try ArrayFormat.contents(of: url)
+                        continuation.resume(returning: (.samples(try format.readSamples(data: data, maxBytes: maxBytes)), Gzip.isCompressed(data)))
+                    case .labels(let format, _, let task):
+                        let data = try ArrayFormat.contents(of: url)
+                        let labels = try format.readLabels(data: data, maxBytes: maxBytes)
+                        continuation.resume(returning: (.labels(try DatasetTargets(labels: labels, task: task)), Gzip.isCompressed(data)))
+                    }
+                } catch {
+                    continuation.resume(throwing: error)
+                }
             }
         }
     }
@@ -128,13 +275,14 @@ struct DatasetController {
 
     @Sendable func delete(_ request: Request, context: some RequestContext) async throws -> Response {
         let id = try context.parameters.require("id")
-        guard let record = try datasets.dataset(id: id) else { throw APIError.notFound("dataset", id) }
         do {
             guard try datasets.deleteDataset(id: id) else { throw APIError.notFound("dataset", id) }
         } catch JobStoreError.datasetInUse {
             throw APIError.conflict("dataset \(id) is used by a queued or running job")
         }
-        try? FileManager.default.removeItem(at: folder.datasetFile(record))
+        // Every file of the dataset (data, and labels if a second upload gave them), whatever
+        // the record said when it was read.
+        folder.removeFiles(ofDataset: id)
         return Response(status: .noContent)
     }
 }

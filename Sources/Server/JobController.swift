@@ -18,6 +18,7 @@ struct JobController {
     let events: JobEventHub
     let maxJSONBytes: Int
     let models = ModelCache()
+    let ganModels = GANModelCache()
 
     func addRoutes(to group: RouterGroup<some RequestContext>) {
         group.post(use: create)
@@ -30,6 +31,7 @@ struct JobController {
         group.post(":id/cancel", use: cancel)
         group.get(":id/model", use: model)
         group.post(":id/predict", use: predict)
+        group.get(":id/samples", use: samples)
     }
 
     // MARK: Submitting
@@ -58,7 +60,7 @@ struct JobController {
     @Sendable func validate(_ request: Request, context: some RequestContext) async throws -> Response {
         let spec = try await checkedSpec(request)
         // Counted from the spec's shapes: no need to allocate the weights of a model we only describe.
-        let size = spec.model.size ?? (parameters: 0, flopsPerSample: 0)
+        let size = spec.size ?? (parameters: 0, flopsPerSample: 0)
         return jsonResponse(["valid": true, "parameters": JSONValue(size.parameters),
                              "flops_per_sample": JSONValue(size.flopsPerSample), "spec": spec.jsonValue])
     }
@@ -93,7 +95,7 @@ struct JobController {
         return jsonResponse(["jobs": .array(page.jobs.map { $0.json(includeSpec: false) }), "next_cursor": JSONValue(page.nextCursor)])
     }
 
-    private func requireJob(_ context: some RequestContext) throws -> JobRecord {
+    func requireJob(_ context: some RequestContext) throws -> JobRecord {
         let id = try context.parameters.require("id")
         guard let job = try jobs.job(id: id) else { throw APIError.notFound("job", id) }
         return job
@@ -166,12 +168,13 @@ struct JobController {
         _ = try jobs.deleteJob(id: job.id)
         try? FileManager.default.removeItem(at: folder.modelFile(jobId: job.id))
         models.forget(job.id)
+        ganModels.forget(job.id)
         return Response(status: .noContent)
     }
 
     // MARK: Models
 
-    private func requireModelFile(_ job: JobRecord) throws -> URL {
+    func requireModelFile(_ job: JobRecord) throws -> URL {
         guard job.status == .succeeded else {
             throw APIError.conflict("job \(job.id) is \(job.status.rawValue); its model is available once it has succeeded")
         }
@@ -201,6 +204,7 @@ struct JobController {
 
     @Sendable func predict(_ request: Request, context: some RequestContext) async throws -> Response {
         let job = try requireJob(context)
+        try refusePredictionOfGAN(job)
         let url = try requireModelFile(job)
         let json = try await request.decodeJSONBody(limit: maxJSONBytes)
         let diagnostics = SpecDiagnostics()
@@ -256,6 +260,7 @@ struct JobSpecChecker {
     /// Throws `SpecProblems` listing every problem of the spec; other errors are the store's.
     mutating func check(_ json: JSONValue) throws -> JobSpec {
         var spec = try JobSpec.parse(json)
+        let datasetPath = if case .named = spec.dataset { "dataset.name" } else { "dataset.id" }
         if case .named(let name) = spec.dataset {
             if newestByName == nil {
                 newestByName = Dictionary(try datasets.listDatasets().map { ($0.name, $0) }, uniquingKeysWith: { newer, _ in newer })
@@ -273,6 +278,8 @@ struct JobSpecChecker {
             guard let record = try datasets.dataset(id: id) else {
                 throw SpecProblems(issues: [SpecIssue(path: "dataset.id", message: "no dataset with id \(id); upload one with POST /v1/datasets")])
             }
+            // IDX or NPY data whose labels are still to be uploaded.
+            if record.isUnlabeled { throw SpecProblems(issues: [SpecIssue(path: datasetPath, message: record.missingLabelsMessage)]) }
             summary = DatasetSummary(record)
         case .builtin(let kind, let options):
             summary = DatasetSummary(rows: options.samples, sampleShape: kind.sampleShape, task: .classification,
@@ -285,12 +292,31 @@ struct JobSpecChecker {
                 issues.append(SpecIssue(path: path, message: "no dataset with id \(id)"))
                 continue
             }
+            if record.isUnlabeled {
+                issues.append(SpecIssue(path: path, message: record.missingLabelsMessage))
+                continue
+            }
             if record.shape != summary.sampleShape || record.task != summary.task.rawValue || record.classes?.count != summary.classCount {
                 issues.append(SpecIssue(path: path, message: "dataset \(id) does not have the training data's features and targets"))
             }
         }
         guard issues.isEmpty else { throw SpecProblems(issues: issues) }
-        return try spec.resolved(for: summary)
+        do {
+            return try spec.resolved(for: summary)
+        } catch {
+            throw error.namingSampleShape(summary.sampleShape)
+        }
+    }
+}
+
+extension SpecProblems {
+    /// A model input that does not fit the data is reported with both shapes: the model's (in
+    /// the message) and the dataset's samples' (added here).
+    func namingSampleShape(_ sampleShape: [Int]) -> SpecProblems {
+        SpecProblems(issues: issues.map { issue in
+            guard issue.path == "model.input_shape", !issue.message.contains("\(sampleShape)") else { return issue }
+            return SpecIssue(path: issue.path, message: "\(issue.message) (the dataset's samples have shape \(sampleShape))")
+        })
     }
 }
 
@@ -345,5 +371,6 @@ extension MetricsRow {
          "val_loss": valLoss.map { JSONValue($0) } ?? .null, "val_accuracy": valAccuracy.map { JSONValue($0) } ?? .null,
          "lr": JSONValue(lr), "grad_norm": JSONValue(gradNorm), "penalty": JSONValue(penalty), "sparsity": JSONValue(sparsity),
          "seconds": JSONValue(seconds), "samples_per_second": JSONValue(samplesPerSecond)]
+            .adding(["d_loss": dLoss, "g_loss": gLoss, "d_real": dReal, "d_fake": dFake])
     }
 }

@@ -7,12 +7,12 @@ extension JobSpec {
     public var jsonValue: JSONValue {
         .object([
             "name": JSONValue(name),
-            "task": "supervised",
+            "task": JSONValue(task.rawValue),
             "dataset": dataset.jsonValue,
             "validation": validation.jsonValue,
             "test": test.jsonValue,
             "preprocessing": ["standardize": .bool(standardize)],
-            "model": model.jsonValue,
+            "model": gan?.jsonValue ?? model.jsonValue,
             "loss": loss.jsonValue,
             "optimizer": optimizer.jsonValue,
             "schedule": schedule?.jsonValue ?? .null,
@@ -28,6 +28,15 @@ extension JobSpec {
             "max_attempts": JSONValue(maxAttempts),
             "notify": .null,
         ])
+    }
+}
+
+extension GANSpec {
+    /// `model` of a GAN job's stored spec; it parses back to the same networks.
+    public var jsonValue: JSONValue {
+        ["generator": ["latent_dim": JSONValue(latentDim), "layers": .array(generator.layers.map(\.jsonValue))],
+         "discriminator": ["input_shape": discriminator.inputShape.map { JSONValue($0) } ?? .null,
+                           "layers": .array(discriminator.layers.map(\.jsonValue))]]
     }
 }
 
@@ -105,6 +114,7 @@ extension JobSpec {
     /// The spec with `model.input_shape` taken from the data, checked against it: input size,
     /// output units against classes or targets, loss against task, enough rows to split.
     public func resolved(for data: DatasetSummary) throws(SpecProblems) -> JobSpec {
+        if task == .gan, let gan { return try resolvedGAN(gan, for: data) }
         let diagnostics = SpecDiagnostics()
         var spec = self
         let features = data.sampleShape.reduce(1, *)
@@ -176,6 +186,50 @@ extension JobSpec {
     /// Index of the last layer that sets the output width (a dense layer).
     private var lastResizingLayerIndex: Int? {
         model.layers.lastIndex { if case .dense = $0 { return true } else { return false } }
+    }
+
+    /// A GAN against its data: the discriminator takes the data's samples and answers one logit;
+    /// the generator makes samples of exactly the data's shape. The labels play no part.
+    private func resolvedGAN(_ gan: GANSpec, for data: DatasetSummary) throws(SpecProblems) -> JobSpec {
+        let diagnostics = SpecDiagnostics()
+        var gan = gan
+        let sampleShape = data.sampleShape
+        if let shape = gan.discriminator.inputShape, shape != sampleShape {
+            diagnostics.report("model.discriminator.input_shape", "is \(shape) but the dataset's samples have shape \(sampleShape)")
+        }
+        gan.discriminator.inputShape = sampleShape
+        gan.generator.inputShape = [gan.latentDim]
+        if let summaries = gan.generator.summarize(inputShape: [gan.latentDim], path: "model.generator.layers", diagnostics: diagnostics) {
+            let output = summaries.last?.outputShape ?? [gan.latentDim]
+            if output != sampleShape {
+                let hint = output.reduce(1, *) == sampleShape.reduce(1, *)
+                    ? "; end it with {\"type\": \"reshape\", \"shape\": \(sampleShape)}" : ""
+                diagnostics.report("model.generator.layers", "the generator's output shape \(output) must equal the dataset's sample shape \(sampleShape)\(hint)")
+            }
+        }
+        if let summaries = gan.discriminator.summarize(inputShape: sampleShape, path: "model.discriminator.layers", diagnostics: diagnostics) {
+            let outputs = summaries.last?.outputShape.reduce(1, *) ?? sampleShape.reduce(1, *)
+            if outputs != 1 {
+                let layers = gan.discriminator.layers
+                let last = layers.lastIndex { if case .dense = $0 { return true } else { return false } }
+                let path = last.map { "model.discriminator.layers[\($0)].units" } ?? "model.discriminator.layers[\(max(layers.count - 1, 0))]"
+                diagnostics.report(path, "the discriminator must output 1 value (the logit of \"real\") per sample, got \(outputs) (shape \(summaries.last?.outputShape ?? sampleShape))")
+            }
+        }
+        if data.rows < 1 { diagnostics.report("dataset", "has no rows to train on") }
+        guard diagnostics.isEmpty else { throw SpecProblems(issues: diagnostics.issues) }
+        var spec = self
+        spec.gan = gan
+        spec.model = gan.generator
+        return spec
+    }
+
+    /// Trainable parameters (both networks of a GAN) and forward FLOPs per generated sample
+    /// (a GAN's generator and discriminator each once), for a resolved spec.
+    public var size: (parameters: Int, flopsPerSample: Int)? {
+        guard let gan else { return model.size }
+        guard let generator = gan.generator.size, let discriminator = gan.discriminator.size else { return nil }
+        return (generator.parameters + discriminator.parameters, generator.flopsPerSample + discriminator.flopsPerSample)
     }
 }
 

@@ -23,6 +23,37 @@ public struct JobSpec: Sendable {
     public var regularization: Regularization
     public var priority: Int
     public var maxAttempts: Int
+    /// `supervised` (the default) or `gan`.
+    public var task: JobTask = .supervised
+    /// A GAN job's two networks; nil for a supervised job. `model` is then the generator.
+    public var gan: GANSpec? = nil
+}
+
+/// What a job trains: a model of the targets (`supervised`) or a generator of samples like the
+/// data's (`gan`, whose dataset labels are ignored).
+public enum JobTask: String, Sendable, CaseIterable {
+    case supervised, gan
+}
+
+/// `"task": "gan"`: a generator G mapping noise z ~ N(0, I) of `latentDim` values to a sample, and a
+/// discriminator D mapping a sample to one logit of "real" (API.md § Jobs).
+public struct GANSpec: Sendable, Equatable {
+    public static let defaultLatentDim = 32
+    /// DCGAN's Adam: lr 2e-4, betas (0.5, 0.999) — the defaults of a GAN job's optimizer.
+    public static let defaultLearningRate: Float = 2e-4
+    public static let defaultBetas: (Float, Float) = (0.5, 0.999)
+
+    public var latentDim: Int
+    /// Input shape `[latentDim]`; its output shape must be the data's sample shape.
+    public var generator: ModelSpec
+    /// Input shape: the data's sample shape (nil until resolved); it must output one value per sample.
+    public var discriminator: ModelSpec
+
+    public init(latentDim: Int, generator: ModelSpec, discriminator: ModelSpec) {
+        self.latentDim = latentDim
+        self.generator = generator
+        self.discriminator = discriminator
+    }
 }
 
 /// Where the samples come from: an uploaded dataset or a built-in generator.
@@ -98,35 +129,65 @@ extension JobSpec {
 
         let name = root.optionalString("name")
         if let name, name.count > 200 { root.report("name", "must be at most 200 characters") }
-        let task = root.string("task", default: "supervised")
-        if task == "gan" { root.report("task", "GAN jobs are not supported yet") }
-        else if task != "supervised" { root.report("task", "must be \"supervised\" or \"gan\", got \"\(task)\"") }
+        let taskName = root.string("task", default: "supervised")
+        let task = JobTask(rawValue: taskName) ?? .supervised
+        if JobTask(rawValue: taskName) == nil { root.report("task", "must be \"supervised\" or \"gan\", got \"\(taskName)\"") }
+        let isGAN = task == .gan
 
         let dataset = readDataset(root, diagnostics: diagnostics)
-        let validation = readHoldOut(root, key: "validation", defaultFraction: 0.2)
+        // A GAN evaluates nothing on held-out rows: it trains on all of them.
+        let validation = readHoldOut(root, key: "validation", defaultFraction: isGAN ? 0 : 0.2)
         let test = readHoldOut(root, key: "test", defaultFraction: 0)
+        if isGAN {
+            for (key, holdOut) in [("validation", validation), ("test", test)] where holdOut != .split(0) {
+                root.report(key, "does not apply to a GAN job, which evaluates nothing on held-out data; leave it out or use {\"split\": 0}")
+            }
+        }
         if validation.fraction + test.fraction >= 0.95 {
             root.report("test", "validation and test splits together must leave at least 5% for training, got \(validation.fraction + test.fraction)")
         }
 
-        var standardize = true
+        // A GAN's generator learns the data's own scale, so its samples need no un-standardizing by default.
+        var standardize = !isGAN
         if let preprocessing = root.object("preprocessing", allowedKeys: ["standardize"]) {
-            standardize = preprocessing.bool("standardize", default: true)
+            standardize = preprocessing.bool("standardize", default: !isGAN)
         }
 
         var model: ModelSpec?
+        var gan: GANSpec?
         if let modelValue = root.fields["model"], modelValue != .null {
-            model = ModelSpec.parse(modelValue, path: "model", diagnostics: diagnostics)
+            if isGAN {
+                gan = readGAN(modelValue, diagnostics: diagnostics)
+                model = gan?.generator
+            } else {
+                model = ModelSpec.parse(modelValue, path: "model", diagnostics: diagnostics)
+            }
         } else {
-            root.report("model", "is required: {\"layers\": [...]}")
+            root.report("model", isGAN ? "is required: {\"generator\": {\"latent_dim\": 32, \"layers\": [...]}, \"discriminator\": {\"layers\": [...]}}"
+                                       : "is required: {\"layers\": [...]}")
         }
 
-        let loss = readLoss(root)
-        let optimizer = OptimizerSpec.read(root)
+        let loss: LossSpec?
+        if isGAN {
+            loss = readGANLoss(root)
+        } else {
+            loss = readLoss(root)
+        }
+        let optimizer = isGAN ? readGANOptimizer(root) : OptimizerSpec.read(root)
         let training = readTraining(root)
         let regularization = readRegularization(root)
+        if isGAN {
+            for (key, value) in [("l1", regularization.l1), ("l2", regularization.l2)] where value != 0 {
+                root.report("regularization.\(key)", "weight penalties are not supported for GAN jobs yet; use 0")
+            }
+        }
 
-        let schedule = ScheduleSpec.read(root, learningRate: optimizer?.learningRate)
+        var schedule: ScheduleSpec?
+        if isGAN {
+            if root.has("schedule") { root.report("schedule", "learning-rate schedules are not supported for GAN jobs yet; use null") }
+        } else {
+            schedule = ScheduleSpec.read(root, learningRate: optimizer?.learningRate)
+        }
         root.rejectUnsupported("early_stopping", "early stopping")
         for key in ["augmentation", "compression"] {
             if let items = root.array(key), !items.isEmpty { root.report(key, "\(key) is not supported yet; use []") }
@@ -140,10 +201,84 @@ extension JobSpec {
         let maxAttempts = root.int("max_attempts", default: 3, range: 1...100)
 
         guard let dataset, let model, let loss, let optimizer else { return nil }
+        if isGAN, gan == nil { return nil }
         return JobSpec(
             name: name, dataset: dataset, validation: validation, test: test, standardize: standardize, model: model,
             loss: loss, optimizer: optimizer, schedule: schedule, training: training, regularization: regularization,
-            priority: priority, maxAttempts: maxAttempts)
+            priority: priority, maxAttempts: maxAttempts, task: task, gan: gan)
+    }
+
+    // MARK: GAN jobs
+
+    /// `model` of a GAN job: `{"generator": {"latent_dim", "layers"}, "discriminator": {"layers"}}`.
+    /// The discriminator's input shape (the data's sample shape) is filled in by `resolved(for:)`.
+    private static func readGAN(_ value: JSONValue, diagnostics: SpecDiagnostics) -> GANSpec? {
+        guard let model = ObjectReader(value, path: "model", diagnostics: diagnostics, allowedKeys: ["generator", "discriminator"]) else {
+            return nil
+        }
+        /// The layers (and input shape) of one network, read by the model reader under `path`.
+        func network(_ reader: ObjectReader, keys: [String]) -> ModelSpec? {
+            guard reader.has("layers") else {
+                reader.report("layers", "is required: a list of layers")
+                return nil
+            }
+            var fields: [String: JSONValue] = [:]
+            for key in keys { if let field = reader.fields[key] { fields[key] = field } }
+            return ModelSpec.parse(.object(fields), path: reader.path, diagnostics: diagnostics)
+        }
+        var latentDim = GANSpec.defaultLatentDim
+        var generator: ModelSpec?
+        if let reader = model.object("generator", allowedKeys: ["latent_dim", "layers"]) {
+            latentDim = reader.int("latent_dim", default: GANSpec.defaultLatentDim, range: 1...65_536)
+            generator = network(reader, keys: ["layers"])
+            generator?.inputShape = [latentDim]
+        } else if !model.has("generator") {
+            model.report("generator", "is required: {\"latent_dim\": \(GANSpec.defaultLatentDim), \"layers\": [...]}")
+        }
+        var discriminator: ModelSpec?
+        if let reader = model.object("discriminator", allowedKeys: ["input_shape", "layers"]) {
+            discriminator = network(reader, keys: ["input_shape", "layers"])
+        } else if !model.has("discriminator") {
+            model.report("discriminator", "is required: {\"layers\": [...]} ending in one output unit")
+        }
+        guard let generator, let discriminator else { return nil }
+        return GANSpec(latentDim: latentDim, generator: generator, discriminator: discriminator)
+    }
+
+    /// A GAN trains with BCE on logits (the discriminator's, and the generator's non-saturating loss).
+    private static func readGANLoss(_ root: ObjectReader) -> LossSpec? {
+        guard root.has("loss") else { return .bceWithLogits }
+        guard let loss = readLoss(root) else { return nil }
+        if loss != .bceWithLogits {
+            root.report("loss", "a GAN job trains with bce_with_logits (the discriminator's loss and the generator's non-saturating loss), got \(loss.name)")
+        }
+        return loss
+    }
+
+    /// The optimizer of both networks (each gets its own instance). Without one: DCGAN's Adam
+    /// (lr 2e-4, betas [0.5, 0.999]); Adam, AdamW and NAdam take those as their defaults too.
+    private static func readGANOptimizer(_ root: ObjectReader) -> OptimizerSpec? {
+        let (beta1, beta2) = GANSpec.defaultBetas
+        guard var value = root.fields["optimizer"], value != .null else {
+            return .firstOrder(.adam(AdamHyperparameters(lr: GANSpec.defaultLearningRate, beta1: beta1, beta2: beta2)))
+        }
+        if case .object(var fields) = value {
+            let type: String? = if case .string(let name)? = fields["type"] { name } else if fields["type"] == nil { "adam" } else { nil }
+            if let type, ["adam", "adamw", "nadam"].contains(type) {
+                if fields["lr"] == nil || fields["lr"] == .null { fields["lr"] = JSONValue(GANSpec.defaultLearningRate) }
+                if fields["betas"] == nil || fields["betas"] == .null { fields["betas"] = [JSONValue(beta1), JSONValue(beta2)] }
+                value = .object(fields)
+            }
+        }
+        guard let holder = ObjectReader(.object(["optimizer": value]), path: root.path, diagnostics: root.diagnostics,
+                                        allowedKeys: ["optimizer"]),
+              let optimizer = OptimizerSpec.read(holder)
+        else { return nil }
+        guard case .firstOrder = optimizer else {
+            root.report("optimizer.type", "a GAN job takes a first-order optimizer (sgd, adam, adamw, nadam, rmsprop, adagrad, adadelta): its two networks take turns batch by batch; got \(optimizer.typeName)")
+            return nil
+        }
+        return optimizer
     }
 
     private static func readDataset(_ root: ObjectReader, diagnostics: SpecDiagnostics) -> DatasetSource? {
@@ -165,7 +300,7 @@ extension JobSpec {
             dataset.report("id", "is required (or \"name\" of an uploaded dataset, or \"builtin\")")
             return nil
         }
-        let planned = ["gaussian_mixture"]
+        let planned: [String] = []
         guard let kind = BuiltinDataset(rawValue: builtinName) else {
             if planned.contains(builtinName) {
                 dataset.report("builtin", "built-in dataset \"\(builtinName)\" is not supported yet")

@@ -64,6 +64,9 @@ public final class TrainedModel: @unchecked Sendable {
         guard metadata["format"] == "descent", metadata["version"] == "1" else {
             throw LoadError.invalid("metadata format/version is not descent/1")
         }
+        guard metadata["task"] != "gan" else {
+            throw LoadError.invalid("this is a GAN: it takes no inputs to predict from; load it with GANModel.load and draw samples")
+        }
         func json(_ key: String) throws -> JSONValue {
             guard let text = metadata[key] else { throw LoadError.invalid("metadata has no \(key)") }
             return try JSONValue.parse(Data(text.utf8))

@@ -17,6 +17,13 @@ public struct EpochMetrics: Sendable, Equatable, Codable {
     public var sparsity: Double
     public var seconds: Double
     public var samplesPerSecond: Double
+    /// GAN jobs only (nil otherwise): the discriminator's loss (real + fake BCE), the generator's
+    /// non-saturating loss, and the mean D(x) on real and D(G(z)) on generated samples (sigmoid of
+    /// the logits, in the discriminator's step).
+    public var discriminatorLoss: Double? = nil
+    public var generatorLoss: Double? = nil
+    public var meanRealScore: Double? = nil
+    public var meanFakeScore: Double? = nil
 }
 
 /// Loss and accuracy of a model on a dataset (accuracy only for classes).
@@ -88,6 +95,7 @@ public final class Trainer {
 
     public init(spec: JobSpec, data: PreparedData) throws {
         guard spec.model.inputShape != nil else { throw TrainingError.invalidSpec("model.input_shape is not resolved") }
+        guard spec.task == .supervised else { throw TrainingError.invalidSpec("task: a GAN job trains with GANTrainer") }
         self.spec = spec
         self.data = data
         network = Network(spec: spec.model, seed: spec.training.seed)

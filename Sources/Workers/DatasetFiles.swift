@@ -12,6 +12,16 @@ public struct DataFolder: Sendable {
     public var models: URL { root.appendingPathComponent("models", isDirectory: true) }
 
     public func datasetFile(_ record: DatasetRecord) -> URL { datasets.appendingPathComponent(record.fileName) }
+    /// The labels file of an IDX or NPY dataset whose labels were a second upload.
+    public func labelsFile(_ record: DatasetRecord) -> URL? { record.labelsFileName.map { datasets.appendingPathComponent($0) } }
+
+    /// Removes every stored file of a dataset: all are named `<id>.…` (data, labels).
+    public func removeFiles(ofDataset id: String) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: datasets.path)) ?? []
+        for name in names where name.hasPrefix("\(id).") {
+            try? FileManager.default.removeItem(at: datasets.appendingPathComponent(name))
+        }
+    }
     public func modelFile(jobId: String) -> URL { models.appendingPathComponent("\(jobId).safetensors") }
 
     public func createFolders() throws {
@@ -41,7 +51,19 @@ public struct DataFolder: Sendable {
     /// Reads an uploaded dataset back into memory.
     public func load(_ record: DatasetRecord) throws -> TabularDataset {
         let task = LearningTask(rawValue: record.task)
-        return try CSVParser.parse(contentsOf: datasetFile(record), target: record.target, task: task)
+        guard let format = ArrayFormat(rawValue: record.format) else {
+            return try CSVParser.parse(contentsOf: datasetFile(record), target: record.target, task: task)
+        }
+        guard !record.isUnlabeled else { throw DatasetError(record.missingLabelsMessage) }
+        let data = try ArrayFormat.contents(of: datasetFile(record))
+        guard let labelsFile = labelsFile(record) else {
+            // Targets that came with the data: an NPY table whose last column is the target.
+            return try NPYParser.readTable(data: data, task: task)
+        }
+        let samples = try format.readSamples(data: data)
+        let labelsFormat = ArrayFormat.ofStoredFile(labelsFile.lastPathComponent) ?? format
+        let labels = try labelsFormat.readLabels(data: ArrayFormat.contents(of: labelsFile))
+        return try TabularDataset(samples: samples, targets: DatasetTargets(labels: labels, task: task))
     }
 }
 
@@ -49,5 +71,25 @@ extension DatasetSummary {
     public init(_ record: DatasetRecord) {
         self.init(rows: record.rows, sampleShape: record.shape, task: LearningTask(rawValue: record.task) ?? .classification,
                   classCount: record.classes?.count, targetCount: record.task == "regression" ? 1 : (record.classes?.count ?? 1))
+    }
+}
+
+extension DatasetRecord {
+    /// Why no job can train on data that waits for its labels, and what to do about it.
+    public var missingLabelsMessage: String {
+        "dataset \(id) has no labels; upload them with POST /v1/datasets?format=\(format)&labels_of=\(id) (the labels file as the body)"
+    }
+}
+
+extension ArrayFormat {
+    /// The stored file names of IDX and NPY uploads: `<id>.idx`, `<id>.labels-<upload>.npy.gz`, ….
+    public static func storedFileName(_ stem: String, format: ArrayFormat, compressed: Bool) -> String {
+        "\(stem).\(format.rawValue)\(compressed ? ".gz" : "")"
+    }
+
+    /// The format a stored file name says (`….idx`, `….npy.gz`).
+    public static func ofStoredFile(_ name: String) -> ArrayFormat? {
+        let plain = name.hasSuffix(".gz") ? String(name.dropLast(3)) : name
+        return ArrayFormat(rawValue: (plain as NSString).pathExtension)
     }
 }

@@ -35,17 +35,15 @@ struct JobRunner: Sendable {
         let started = Date()
         do {
             let (spec, data) = try prepare(job)
-            let trainer = try Trainer(spec: spec, data: data)
             let observer = Observer(job: job, spec: spec, jobs: jobs, events: events, stopCheck: stopCheck, logger: logger)
+            if spec.task == .gan {
+                try runGAN(job, spec: spec, data: data, observer: observer, started: started, logger: logger)
+                return
+            }
+            let trainer = try Trainer(spec: spec, data: data)
             let outcome = try trainer.run(observer: observer)
             if outcome.wasStopped {
-                if observer.stopReason == .shutdown {
-                    try jobs.requeueJob(id: job.id)
-                    events.publish(.status(jobId: job.id, status: .queued))
-                    logger.info("job stopped by shutdown; back in the queue")
-                } else {
-                    finish(job, .cancelled, code: nil, message: nil)
-                }
+                stopped(job, observer: observer, logger: logger)
                 return
             }
             let modelData = outcome.model.safetensors()
@@ -73,6 +71,47 @@ struct JobRunner: Sendable {
         } catch {
             finish(job, .failed, code: "internal_error", message: String(describing: error))
         }
+    }
+
+    /// A job the observer stopped: back in the queue on shutdown, otherwise cancelled.
+    private func stopped(_ job: JobRecord, observer: Observer, logger: Logger) {
+        if observer.stopReason == .shutdown {
+            do {
+                try jobs.requeueJob(id: job.id)
+                events.publish(.status(jobId: job.id, status: .queued))
+                logger.info("job stopped by shutdown; back in the queue")
+            } catch {
+                finish(job, .failed, code: "internal_error", message: String(describing: error))
+            }
+        } else {
+            finish(job, .cancelled, code: nil, message: nil)
+        }
+    }
+
+    /// Trains a GAN job and saves its generator and discriminator in one safetensors file.
+    private func runGAN(_ job: JobRecord, spec: JobSpec, data: PreparedData, observer: Observer, started: Date, logger: Logger) throws {
+        let trainer = try GANTrainer(spec: spec, data: data)
+        let outcome = try trainer.run(observer: observer)
+        if outcome.wasStopped {
+            stopped(job, observer: observer, logger: logger)
+            return
+        }
+        let modelData = outcome.model.safetensors()
+        try DataFolder.writeAtomically(modelData, to: folder.modelFile(jobId: job.id))
+        let last = outcome.history.last
+        func number(_ value: Double?) -> JSONValue { value.map { JSONValue($0) } ?? .null }
+        let result: JSONValue = [
+            "train_loss": number(last?.trainLoss),
+            "d_loss": number(last?.discriminatorLoss), "g_loss": number(last?.generatorLoss),
+            "d_real": number(last?.meanRealScore), "d_fake": number(last?.meanFakeScore),
+            "parameters": JSONValue(outcome.model.parameterCount),
+            "generator_parameters": JSONValue(outcome.model.generator.parameterCount),
+            "discriminator_parameters": JSONValue(outcome.model.discriminator.parameterCount),
+            "model_bytes": JSONValue(modelData.count),
+            "seconds": JSONValue(Date().timeIntervalSince(started)),
+        ]
+        finish(job, .succeeded, code: nil, message: nil, result: result.encodedString())
+        logger.info("GAN job succeeded", metadata: ["d_real": "\(last?.meanRealScore ?? .nan)", "d_fake": "\(last?.meanFakeScore ?? .nan)"])
     }
 
     /// Reads the stored spec, loads and splits its data.
@@ -161,7 +200,8 @@ private final class Observer: TrainingObserver, @unchecked Sendable {
             jobId: job.id, epoch: metrics.epoch, trainLoss: metrics.trainLoss, trainAccuracy: metrics.trainAccuracy,
             valLoss: metrics.validationLoss, valAccuracy: metrics.validationAccuracy, lr: metrics.learningRate,
             gradNorm: metrics.gradientNorm, penalty: metrics.penalty, sparsity: metrics.sparsity, seconds: metrics.seconds,
-            samplesPerSecond: metrics.samplesPerSecond)
+            samplesPerSecond: metrics.samplesPerSecond, dLoss: metrics.discriminatorLoss, gLoss: metrics.generatorLoss,
+            dReal: metrics.meanRealScore, dFake: metrics.meanFakeScore)
         do {
             try jobs.recordEpoch(row, progress: Double(metrics.epoch) / Double(epochs), latest: metrics.latestJSON.encodedString())
         } catch {
@@ -174,16 +214,26 @@ private final class Observer: TrainingObserver, @unchecked Sendable {
 extension EpochMetrics {
     /// The `latest` object of `GET /v1/jobs/{id}`.
     public var latestJSON: JSONValue {
-        ["train_loss": JSONValue(trainLoss), "train_accuracy": trainAccuracy.map { JSONValue($0) } ?? .null,
-         "val_loss": validationLoss.map { JSONValue($0) } ?? .null, "val_accuracy": validationAccuracy.map { JSONValue($0) } ?? .null,
-         "lr": JSONValue(learningRate), "samples_per_second": JSONValue(samplesPerSecond)]
+        withGANFields(["train_loss": JSONValue(trainLoss), "train_accuracy": trainAccuracy.map { JSONValue($0) } ?? .null,
+                       "val_loss": validationLoss.map { JSONValue($0) } ?? .null, "val_accuracy": validationAccuracy.map { JSONValue($0) } ?? .null,
+                       "lr": JSONValue(learningRate), "samples_per_second": JSONValue(samplesPerSecond)])
     }
 
     /// One element of `GET /v1/jobs/{id}/metrics`.
     public var rowJSON: JSONValue {
-        ["epoch": JSONValue(epoch), "train_loss": JSONValue(trainLoss), "train_accuracy": trainAccuracy.map { JSONValue($0) } ?? .null,
-         "val_loss": validationLoss.map { JSONValue($0) } ?? .null, "val_accuracy": validationAccuracy.map { JSONValue($0) } ?? .null,
-         "lr": JSONValue(learningRate), "grad_norm": JSONValue(gradientNorm), "penalty": JSONValue(penalty),
-         "sparsity": JSONValue(sparsity), "seconds": JSONValue(seconds), "samples_per_second": JSONValue(samplesPerSecond)]
+        withGANFields(["epoch": JSONValue(epoch), "train_loss": JSONValue(trainLoss), "train_accuracy": trainAccuracy.map { JSONValue($0) } ?? .null,
+                       "val_loss": validationLoss.map { JSONValue($0) } ?? .null, "val_accuracy": validationAccuracy.map { JSONValue($0) } ?? .null,
+                       "lr": JSONValue(learningRate), "grad_norm": JSONValue(gradientNorm), "penalty": JSONValue(penalty),
+                       "sparsity": JSONValue(sparsity), "seconds": JSONValue(seconds), "samples_per_second": JSONValue(samplesPerSecond)])
+    }
+
+    /// A GAN job's `d_loss`, `g_loss`, `d_real` (mean D(x)) and `d_fake` (mean D(G(z))) beside the
+    /// common fields; a supervised job's rows are unchanged.
+    private func withGANFields(_ fields: [String: JSONValue]) -> JSONValue {
+        var fields = fields
+        for (key, value) in [("d_loss", discriminatorLoss), ("g_loss", generatorLoss), ("d_real", meanRealScore), ("d_fake", meanFakeScore)] {
+            if let value { fields[key] = JSONValue(value) }
+        }
+        return .object(fields)
     }
 }
