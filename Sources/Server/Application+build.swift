@@ -35,7 +35,8 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     JobController(jobs: database, datasets: database, folder: folder, pool: pool, events: events,
                   maxJSONBytes: configuration.maxJSONBytes)
         .addRoutes(to: router.group("v1/jobs"))
-    StudyController(studies: database, jobs: database, datasets: database, pool: pool, maxJSONBytes: configuration.maxJSONBytes)
+    StudyController(studies: database, jobs: database, datasets: database, folder: folder, pool: pool,
+                    maxJSONBytes: configuration.maxJSONBytes)
         .addRoutes(to: router.group("v1/studies"))
 
     var services: [any Service] = []

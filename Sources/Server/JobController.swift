@@ -39,7 +39,7 @@ struct JobController {
     /// Parses the spec and checks it against its data; every problem becomes a 422 detail.
     private func checkedSpec(_ request: Request) async throws -> JobSpec {
         let json = try await request.decodeJSONBody(limit: maxJSONBytes)
-        var checker = JobSpecChecker(datasets: datasets)
+        var checker = JobSpecChecker(datasets: datasets, jobs: jobs, folder: folder)
         do { return try checker.check(json) } catch let problems as SpecProblems {
             throw APIError.invalid(problems.issues)
         }
@@ -249,12 +249,17 @@ struct JobController {
 /// spec with it, `/v1/studies` every combination of a study.
 struct JobSpecChecker {
     let datasets: any DatasetRepository
+    /// For `init.from_job`: the source job and its saved model.
+    let jobs: any JobRepository
+    let folder: DataFolder
     /// The newest uploaded dataset of each name, read once: every spec this checker passes pins
     /// a name to the same dataset, even if an upload lands in between.
     private var newestByName: [String: DatasetRecord]?
 
-    init(datasets: any DatasetRepository) {
+    init(datasets: any DatasetRepository, jobs: any JobRepository, folder: DataFolder) {
         self.datasets = datasets
+        self.jobs = jobs
+        self.folder = folder
     }
 
     /// Throws `SpecProblems` listing every problem of the spec; other errors are the store's.
@@ -301,10 +306,30 @@ struct JobSpecChecker {
             }
         }
         guard issues.isEmpty else { throw SpecProblems(issues: issues) }
+        let resolved: JobSpec
         do {
-            return try spec.resolved(for: summary)
+            resolved = try spec.resolved(for: summary)
         } catch {
             throw error.namingSampleShape(summary.sampleShape)
+        }
+        if let initialization = resolved.initialization { try checkTransfer(initialization, into: resolved) }
+        return resolved
+    }
+
+    /// `init.from_job` must name a succeeded supervised job whose layers line up with this model's.
+    private func checkTransfer(_ initialization: InitSpec, into spec: JobSpec) throws {
+        func refuse(_ message: String, path: String = "init.from_job") -> SpecProblems {
+            SpecProblems(issues: [SpecIssue(path: path, message: message)])
+        }
+        guard let source = try jobs.job(id: initialization.fromJob) else { throw refuse("no job with id \(initialization.fromJob)") }
+        guard source.status == .succeeded else {
+            throw refuse("job \(source.id) is \(source.status.rawValue); only a succeeded job's weights can be a starting point")
+        }
+        guard let data = FileManager.default.contents(atPath: folder.modelFile(jobId: source.id).path),
+              let model = try? TrainedModel.load(data)
+        else { throw refuse("job \(source.id) has no supervised model to start from") }
+        if let mismatch = WeightTransfer.mismatch(source: model.network.spec, target: spec.model) {
+            throw SpecProblems(issues: [mismatch])
         }
     }
 }

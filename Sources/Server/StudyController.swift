@@ -14,6 +14,7 @@ struct StudyController {
     let studies: any StudyRepository
     let jobs: any JobRepository
     let datasets: any DatasetRepository
+    let folder: DataFolder
     let pool: WorkerPool
     let maxJSONBytes: Int
 
@@ -33,7 +34,7 @@ struct StudyController {
         do { combinations = try study.combinations() } catch { throw APIError.invalid(error.issues, message: "the study is invalid") }
 
         // Every combination is checked before anything is stored.
-        var checker = JobSpecChecker(datasets: datasets)
+        var checker = JobSpecChecker(datasets: datasets, jobs: jobs, folder: folder)
         var planned: [(job: NewJob, parameters: String)] = []
         var problems = ProblemCollector(combinationCount: combinations.count)
         for (offset, combination) in combinations.enumerated() {

@@ -22,7 +22,7 @@ extension JobSpec {
             "augmentation": [],
             "compression": [],
             "distillation": .null,
-            "init": .null,
+            "init": initialization?.jsonValue ?? .null,
             "distributed": .null,
             "priority": JSONValue(priority),
             "max_attempts": JSONValue(maxAttempts),
@@ -170,6 +170,9 @@ extension JobSpec {
             if count > limit {
                 diagnostics.report("optimizer.type", "\(optimizer.typeName) stores a dense \(count)×\(count) matrix and accepts models of at most \(limit) parameters; this model has \(count). Use lbfgs, or a smaller model")
             }
+        }
+        if let initialization, let outOfRange = initialization.freeze.first(where: { $0 >= spec.model.layers.count }) {
+            diagnostics.report("init.freeze", "lists layer \(outOfRange); the model has \(spec.model.layers.count) layers (0…\(spec.model.layers.count - 1))")
         }
         if optimizer.isSecondOrder, training.gradientClipNorm != nil || training.gradientClipValue != nil {
             diagnostics.report("training.gradient_clip_norm", "gradient clipping would break \(optimizer.typeName)'s line search; leave it null")

@@ -27,6 +27,8 @@ public struct JobSpec: Sendable {
     public var task: JobTask = .supervised
     /// A GAN job's two networks; nil for a supervised job. `model` is then the generator.
     public var gan: GANSpec? = nil
+    /// `init`: start from a finished job's weights (transfer learning); nil starts from scratch.
+    public var initialization: InitSpec? = nil
 }
 
 /// What a job trains: a model of the targets (`supervised`) or a generator of samples like the
@@ -193,7 +195,9 @@ extension JobSpec {
             if let items = root.array(key), !items.isEmpty { root.report(key, "\(key) is not supported yet; use []") }
         }
         root.rejectUnsupported("distillation", "knowledge distillation")
-        root.rejectUnsupported("init", "starting from another job's weights")
+        var initialization: InitSpec?
+        if isGAN { root.rejectUnsupported("init", "starting a GAN from another job's weights") }
+        else { initialization = InitSpec.read(root) }
         root.rejectUnsupported("distributed", "distributed training")
         root.rejectUnsupported("notify", "webhooks")
 
@@ -205,7 +209,7 @@ extension JobSpec {
         return JobSpec(
             name: name, dataset: dataset, validation: validation, test: test, standardize: standardize, model: model,
             loss: loss, optimizer: optimizer, schedule: schedule, training: training, regularization: regularization,
-            priority: priority, maxAttempts: maxAttempts, task: task, gan: gan)
+            priority: priority, maxAttempts: maxAttempts, task: task, gan: gan, initialization: initialization)
     }
 
     // MARK: GAN jobs

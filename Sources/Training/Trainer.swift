@@ -93,14 +93,21 @@ public final class Trainer {
     /// The learning rate of the last optimizer step, for the epoch's metrics row.
     private var lastLearningRate: Float
 
-    public init(spec: JobSpec, data: PreparedData) throws {
+    /// - `transfer`: weights to start from (the spec's `init`), with the layers to keep fixed.
+    public init(spec: JobSpec, data: PreparedData, transfer: WeightTransfer? = nil) throws {
         guard spec.model.inputShape != nil else { throw TrainingError.invalidSpec("model.input_shape is not resolved") }
         guard spec.task == .supervised else { throw TrainingError.invalidSpec("task: a GAN job trains with GANTrainer") }
         self.spec = spec
         self.data = data
         network = Network(spec: spec.model, seed: spec.training.seed)
         parameters = network.parameters
-        method = try spec.optimizer.makeOptimizer(parameters: parameters)
+        if let transfer {
+            transfer.apply(to: network)
+            // Frozen layers still pass gradients through, but no optimizer moves their weights.
+            method = try spec.optimizer.makeOptimizer(parameters: transfer.trainableParameters(of: network))
+        } else {
+            method = try spec.optimizer.makeOptimizer(parameters: parameters)
+        }
         loss = LossFunction(spec: spec.loss, classWeights: Self.classWeights(for: spec.loss, train: data.train))
         let batch = spec.optimizer.usesFullBatch ? max(data.train.rows, 1) : spec.training.batchSize
         batchSize = batch

@@ -40,7 +40,7 @@ struct JobRunner: Sendable {
                 try runGAN(job, spec: spec, data: data, observer: observer, started: started, logger: logger)
                 return
             }
-            let trainer = try Trainer(spec: spec, data: data)
+            let trainer = try Trainer(spec: spec, data: data, transfer: try weightTransfer(for: spec))
             let outcome = try trainer.run(observer: observer)
             if outcome.wasStopped {
                 stopped(job, observer: observer, logger: logger)
@@ -126,6 +126,17 @@ struct JobRunner: Sendable {
         let data = PreparedData(spec: resolved, dataset: dataset, validationDataset: try holdOut(spec.validation),
                                 testDataset: try holdOut(spec.test))
         return (resolved, data)
+    }
+
+    /// The weights of the spec's `init.from_job`, read from that job's saved model.
+    private func weightTransfer(for spec: JobSpec) throws -> WeightTransfer? {
+        guard let initialization = spec.initialization else { return nil }
+        let file = folder.modelFile(jobId: initialization.fromJob)
+        guard let data = FileManager.default.contents(atPath: file.path) else {
+            throw TrainingError.invalidSpec("init.from_job: the model of \(initialization.fromJob) is gone (was the job deleted?)")
+        }
+        let source = try TrainedModel.load(data)
+        return WeightTransfer(source: source.network, freeze: initialization.freeze)
     }
 
     private func loadDataset(_ source: DatasetSource) throws -> TabularDataset {

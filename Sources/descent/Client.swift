@@ -87,15 +87,20 @@ struct DatasetsCommand: AsyncParsableCommand {
         @Argument(help: "The CSV file.") var file: String
         @Option(help: "Target column (default: the last).") var target: String?
         @Option(help: "Dataset name (default: the file name).") var name: String?
+        @Option(help: "csv, idx or npy (default: from the file's extension, else csv).") var format: String?
+        @Option(name: .customLong("labels-of"), help: "Attach this file as the labels of an uploaded idx/npy dataset.") var labelsOf: String?
 
         func run() async throws {
             let url = URL(fileURLWithPath: file)
             guard let data = FileManager.default.contents(atPath: url.path) else { throw ValidationError("cannot read \(file)") }
             var query = URLComponents()
+            let extensionFormat = ["idx", "npy"].first { url.lastPathComponent.lowercased().contains(".\($0)") }
             query.queryItems = [URLQueryItem(name: "name", value: name ?? url.deletingPathExtension().lastPathComponent),
-                                URLQueryItem(name: "format", value: "csv")] + (target.map { [URLQueryItem(name: "target", value: $0)] } ?? [])
+                                URLQueryItem(name: "format", value: format ?? extensionFormat ?? "csv")]
+                + (target.map { [URLQueryItem(name: "target", value: $0)] } ?? [])
+                + (labelsOf.map { [URLQueryItem(name: "labels_of", value: $0)] } ?? [])
             let client = try options.client
-            let answer = try await failing { try await client.json("POST", "/v1/datasets?\(query.percentEncodedQuery ?? "")", body: data, contentType: "text/csv") }
+            let answer = try await failing { try await client.json("POST", "/v1/datasets?\(query.percentEncodedQuery ?? "")", body: data, contentType: "application/octet-stream") }
             printJSON(answer)
         }
     }

@@ -228,7 +228,7 @@ struct JobSpecTests {
         (minimalSpec(#", "compression": [{"type": "prune", "amount": 0.5}]"#), "compression", "not supported yet"),
         (minimalSpec(#", "augmentation": [{"type": "random_flip"}]"#), "augmentation", "not supported yet"),
         (minimalSpec(#", "distillation": {"teacher_job": "job_1"}"#), "distillation", "not supported yet"),
-        (minimalSpec(#", "init": {"from_job": "job_1"}"#), "init", "not supported yet"),
+        (minimalSpec(#", "init": {"from_job": 7}"#), "init.from_job", "must be a string"),
         (minimalSpec(#", "distributed": {"replicas": 4}"#), "distributed", "not supported yet"),
         (minimalSpec(#", "notify": {"url": "http://x"}"#), "notify", "not supported yet"),
         (minimalSpec(#", "task": "gan""#).replacingOccurrences(of: #""model": {"layers": [{"type": "dense", "units": 3}]}"#,
