@@ -140,12 +140,17 @@ public struct MetricsRow: Codable, Sendable, Equatable {
     public var gLoss: Double?
     public var dReal: Double?
     public var dFake: Double?
+    /// Classification with a validation set (migration 0005): JSON text of the per-class recalls
+    /// in class order, and the macro-averaged F1.
+    public var valClassRecall: String?
+    public var valMacroF1: Double?
 
     public init(
         jobId: String, epoch: Int, trainLoss: Double, trainAccuracy: Double? = nil,
         valLoss: Double? = nil, valAccuracy: Double? = nil, lr: Double, gradNorm: Double,
         penalty: Double = 0, sparsity: Double = 0, seconds: Double, samplesPerSecond: Double,
-        dLoss: Double? = nil, gLoss: Double? = nil, dReal: Double? = nil, dFake: Double? = nil
+        dLoss: Double? = nil, gLoss: Double? = nil, dReal: Double? = nil, dFake: Double? = nil,
+        valClassRecall: String? = nil, valMacroF1: Double? = nil
     ) {
         self.jobId = jobId
         self.epoch = epoch
@@ -163,6 +168,8 @@ public struct MetricsRow: Codable, Sendable, Equatable {
         self.gLoss = gLoss
         self.dReal = dReal
         self.dFake = dFake
+        self.valClassRecall = valClassRecall
+        self.valMacroF1 = valMacroF1
     }
 }
 

@@ -396,6 +396,16 @@ extension MetricsRow {
          "val_loss": valLoss.map { JSONValue($0) } ?? .null, "val_accuracy": valAccuracy.map { JSONValue($0) } ?? .null,
          "lr": JSONValue(lr), "grad_norm": JSONValue(gradNorm), "penalty": JSONValue(penalty), "sparsity": JSONValue(sparsity),
          "seconds": JSONValue(seconds), "samples_per_second": JSONValue(samplesPerSecond)]
-            .adding(["d_loss": dLoss, "g_loss": gLoss, "d_real": dReal, "d_fake": dFake])
+            .adding(["d_loss": dLoss, "g_loss": gLoss, "d_real": dReal, "d_fake": dFake, "val_macro_f1": valMacroF1])
+            .addingRecall(valClassRecall)
+    }
+}
+
+extension JSONValue {
+    /// `val_class_recall` from its stored JSON text, when there is one.
+    func addingRecall(_ text: String?) -> JSONValue {
+        guard case .object(var fields) = self, let text, let recall = try? JSONValue.parse(Data(text.utf8)) else { return self }
+        fields["val_class_recall"] = recall
+        return .object(fields)
     }
 }

@@ -17,8 +17,8 @@ extension JobSpec {
             "optimizer": optimizer.jsonValue,
             "schedule": schedule?.jsonValue ?? .null,
             "training": training.jsonValue,
-            "regularization": ["l1": JSONValue(regularization.l1), "l2": JSONValue(regularization.l2), "max_norm": .null],
-            "early_stopping": .null,
+            "regularization": regularization.jsonValue,
+            "early_stopping": earlyStopping?.jsonValue ?? .null,
             "augmentation": [],
             "compression": [],
             "distillation": .null,
@@ -78,11 +78,19 @@ extension LossSpec {
     }
 }
 
+extension Regularization {
+    public var jsonValue: JSONValue {
+        ["l1": JSONValue(l1), "l2": JSONValue(l2),
+         "elastic_net": elasticNet.map { ["alpha": JSONValue($0.alpha), "l1_ratio": JSONValue($0.l1Ratio)] } ?? .null,
+         "max_norm": maxNorm.map { JSONValue($0) } ?? .null]
+    }
+}
+
 extension TrainingOptions {
     public var jsonValue: JSONValue {
         ["epochs": JSONValue(epochs), "batch_size": JSONValue(batchSize), "shuffle": .bool(shuffle), "seed": JSONValue(Double(seed)),
          "gradient_clip_norm": gradientClipNorm.map { JSONValue($0) } ?? .null,
-         "gradient_clip_value": gradientClipValue.map { JSONValue($0) } ?? .null, "sampling": "uniform"]
+         "gradient_clip_value": gradientClipValue.map { JSONValue($0) } ?? .null, "sampling": JSONValue(sampling.rawValue)]
     }
 }
 
@@ -164,6 +172,21 @@ extension JobSpec {
         }
         if let schedule, schedule.monitor == .train_accuracy || schedule.monitor == .val_accuracy, data.task != .classification {
             diagnostics.report("schedule.monitor", "\(schedule.monitor.rawValue) needs class targets; monitor a loss")
+        }
+        if let stopping = earlyStopping {
+            let monitor = stopping.monitor.rawValue
+            if monitor.hasPrefix("val_"), validation == .split(0) {
+                diagnostics.report("early_stopping.monitor", "\(monitor) needs a validation set; set validation.split > 0 or monitor train_loss")
+            }
+            if monitor.hasSuffix("accuracy") || monitor.hasSuffix("f1"), data.task != .classification {
+                diagnostics.report("early_stopping.monitor", "\(monitor) needs class targets; monitor a loss")
+            }
+        }
+        if training.sampling == .balanced, data.task != .classification {
+            diagnostics.report("training.sampling", "balanced sampling needs class targets; the dataset's target is numeric")
+        }
+        if training.sampling == .balanced, optimizer.usesFullBatch {
+            diagnostics.report("training.sampling", "balanced sampling draws mini-batches; \(optimizer.typeName) steps on the whole training set — use class_weights instead")
         }
         if let limit = optimizer.parameterLimit {
             let count = summaries.reduce(0) { $0 + $1.parameters }

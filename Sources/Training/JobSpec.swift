@@ -29,6 +29,7 @@ public struct JobSpec: Sendable {
     public var gan: GANSpec? = nil
     /// `init`: start from a finished job's weights (transfer learning); nil starts from scratch.
     public var initialization: InitSpec? = nil
+    public var earlyStopping: EarlyStopping? = nil
 }
 
 /// What a job trains: a model of the targets (`supervised`) or a generator of samples like the
@@ -95,12 +96,73 @@ public struct TrainingOptions: Sendable, Equatable {
     public var seed: UInt64 = 0
     public var gradientClipNorm: Double?
     public var gradientClipValue: Double?
+    /// `balanced` oversamples the smaller classes each epoch, up to the largest class's count.
+    public var sampling = Sampling.uniform
 }
 
-/// Penalties added to the loss over weights (not biases): l1·Σ|w| + l2·Σw².
+/// Penalties over weights (not biases) and constraints on them.
+///
+/// The loss gains l1·Σ|w| + l2·Σw²; `elastic_net` adds scikit-learn's α·(ρ·Σ|w| + (1−ρ)/2·Σw²).
+/// The L1 part is applied as a proximal (soft-threshold) step after each update, so weights reach
+/// exact zeros; the L2 part goes into the gradient. `maxNorm` caps each unit's incoming weight norm.
 public struct Regularization: Sendable, Equatable {
     public var l1 = 0.0
     public var l2 = 0.0
+    public var elasticNet: ElasticNet?
+    public var maxNorm: Double?
+
+    public struct ElasticNet: Sendable, Equatable {
+        public var alpha: Double
+        public var l1Ratio: Double
+    }
+
+    /// The total L1 strength: `l1` plus the elastic net's share.
+    public var totalL1: Double { l1 + (elasticNet.map { $0.alpha * $0.l1Ratio } ?? 0) }
+    /// The total L2 strength: `l2` plus the elastic net's share.
+    public var totalL2: Double { l2 + (elasticNet.map { 0.5 * $0.alpha * (1 - $0.l1Ratio) } ?? 0) }
+}
+
+/// The spec's `early_stopping`, with Keras' semantics.
+public struct EarlyStopping: Sendable, Equatable {
+    public enum Monitor: String, Sendable, CaseIterable { case val_loss, val_accuracy, train_loss, train_accuracy, val_macro_f1 }
+    public enum Mode: String, Sendable, CaseIterable { case auto, min, max }
+    public var monitor = Monitor.val_loss
+    public var mode = Mode.auto
+    public var patience = 5
+    public var minDelta = 0.0
+    public var restoreBestWeights = true
+    public var baseline: Double?
+    public var startFromEpoch = 0
+
+    /// Whether larger values are better (accuracies, F1), resolving `auto` from the monitor's name.
+    public var prefersHigher: Bool {
+        switch mode {
+        case .min: false
+        case .max: true
+        case .auto: monitor == .val_accuracy || monitor == .train_accuracy || monitor == .val_macro_f1
+        }
+    }
+
+    public var jsonValue: JSONValue {
+        ["monitor": JSONValue(monitor.rawValue), "mode": JSONValue(mode.rawValue), "patience": JSONValue(patience),
+         "min_delta": JSONValue(minDelta), "restore_best_weights": .bool(restoreBestWeights),
+         "baseline": baseline.map { JSONValue($0) } ?? .null, "start_from_epoch": JSONValue(startFromEpoch)]
+    }
+
+    static func read(_ root: ObjectReader) -> EarlyStopping? {
+        guard let object = root.object("early_stopping", allowedKeys: [
+            "monitor", "mode", "patience", "min_delta", "restore_best_weights", "baseline", "start_from_epoch",
+        ]) else { return nil }
+        var stopping = EarlyStopping()
+        stopping.monitor = object.choice("monitor", default: .val_loss)
+        stopping.mode = object.choice("mode", default: .auto)
+        stopping.patience = object.int("patience", default: 5, range: 0...100_000)
+        stopping.minDelta = object.double("min_delta", default: 0, check: Check.nonNegative)
+        stopping.restoreBestWeights = object.bool("restore_best_weights", default: true)
+        stopping.baseline = object.optionalDouble("baseline")
+        stopping.startFromEpoch = object.int("start_from_epoch", default: 0, range: 0...100_000)
+        return stopping
+    }
 }
 
 extension JobSpec {
@@ -190,7 +252,8 @@ extension JobSpec {
         } else {
             schedule = ScheduleSpec.read(root, learningRate: optimizer?.learningRate)
         }
-        root.rejectUnsupported("early_stopping", "early stopping")
+        let earlyStopping = isGAN ? nil : EarlyStopping.read(root)
+        if isGAN { root.rejectUnsupported("early_stopping", "early stopping for GAN jobs") }
         for key in ["augmentation", "compression"] {
             if let items = root.array(key), !items.isEmpty { root.report(key, "\(key) is not supported yet; use []") }
         }
@@ -209,7 +272,8 @@ extension JobSpec {
         return JobSpec(
             name: name, dataset: dataset, validation: validation, test: test, standardize: standardize, model: model,
             loss: loss, optimizer: optimizer, schedule: schedule, training: training, regularization: regularization,
-            priority: priority, maxAttempts: maxAttempts, task: task, gan: gan, initialization: initialization)
+            priority: priority, maxAttempts: maxAttempts, task: task, gan: gan, initialization: initialization,
+            earlyStopping: earlyStopping)
     }
 
     // MARK: GAN jobs
@@ -400,9 +464,7 @@ extension JobSpec {
         options.seed = UInt64(training.int("seed", default: 0, range: 0...Int.max))
         options.gradientClipNorm = training.optionalDouble("gradient_clip_norm", check: Check.positive)
         options.gradientClipValue = training.optionalDouble("gradient_clip_value", check: Check.positive)
-        if training.choice("sampling", default: Sampling.uniform) == .balanced {
-            training.report("sampling", "balanced sampling is not supported yet; use \"uniform\"")
-        }
+        options.sampling = training.choice("sampling", default: Sampling.uniform)
         return options
     }
 
@@ -411,8 +473,13 @@ extension JobSpec {
         guard let object = root.object("regularization", allowedKeys: ["l1", "l2", "elastic_net", "max_norm"]) else { return regularization }
         regularization.l1 = object.double("l1", default: 0, check: Check.nonNegative)
         regularization.l2 = object.double("l2", default: 0, check: Check.nonNegative)
-        object.rejectUnsupported("elastic_net", "elastic net")
-        object.rejectUnsupported("max_norm", "max-norm")
+        if let net = object.object("elastic_net", allowedKeys: ["alpha", "l1_ratio"]) {
+            if !net.has("alpha") { net.report("alpha", "is required: the strength of the combined penalty") }
+            regularization.elasticNet = Regularization.ElasticNet(
+                alpha: net.double("alpha", default: 0, check: Check.nonNegative),
+                l1Ratio: net.double("l1_ratio", default: 0.5, check: Check.unitInterval))
+        }
+        regularization.maxNorm = object.optionalDouble("max_norm", check: Check.positive)
         return regularization
     }
 }

@@ -24,12 +24,19 @@ public struct EpochMetrics: Sendable, Equatable, Codable {
     public var generatorLoss: Double? = nil
     public var meanRealScore: Double? = nil
     public var meanFakeScore: Double? = nil
+    /// Classification with a validation set: per-class recall and macro F1 on it.
+    public var validationClassRecall: [Double?]? = nil
+    public var validationMacroF1: Double? = nil
 }
 
 /// Loss and accuracy of a model on a dataset (accuracy only for classes).
 public struct Evaluation: Sendable, Equatable {
     public var loss: Double
     public var accuracy: Double?
+    /// Classification: the fraction of each class's samples predicted as that class (nil for a class absent from the data).
+    public var classRecall: [Double?]? = nil
+    /// Classification: the mean over classes of F1 = 2·precision·recall / (precision + recall).
+    public var macroF1: Double? = nil
 }
 
 /// What the trainer tells the outside world, and asks it.
@@ -57,6 +64,9 @@ public struct TrainingOutcome {
     public var model: TrainedModel
     public var history: [EpochMetrics]
     public var test: Evaluation?
+    /// Early stopping: the epoch with the best monitored value, and whether training stopped before its last epoch.
+    public var bestEpoch: Int? = nil
+    public var stoppedEarly = false
     public var wasStopped: Bool
 }
 
@@ -83,7 +93,11 @@ public final class Trainer {
     private let lossGradient: Tensor
     private var batchClassTargets: [Int32]
     private var batchValueTargets: [Float]
+    /// Row indices of the epoch, in visiting order; `epochLength` of them are used.
     private var order: [Int]
+    private var epochLength: Int
+    /// Balanced sampling: each class's training rows, and the largest class's count.
+    private let rowsByClass: [[Int]]
     private var shuffleGenerator: SeededGenerator
     private let weights: [Parameter]
     /// Samples per step: the spec's batch size, or the whole training set for full-batch methods.
@@ -116,6 +130,16 @@ public final class Trainer {
         batchClassTargets = [Int32](repeating: 0, count: batch)
         batchValueTargets = [Float](repeating: 0, count: batch * data.train.targetCount)
         order = Array(0..<data.train.rows)
+        epochLength = data.train.rows
+        if spec.training.sampling == .balanced, let classes = data.train.classes {
+            var byClass = [[Int]](repeating: [], count: classes.count)
+            for (row, label) in data.train.classIndices.enumerated() { byClass[Int(label)].append(row) }
+            rowsByClass = byClass
+            epochLength = byClass.filter { !$0.isEmpty }.count * (byClass.map(\.count).max() ?? 0)
+            order = [Int](repeating: 0, count: epochLength)
+        } else {
+            rowsByClass = []
+        }
         shuffleGenerator = SeededGenerator(seed: spec.training.seed, purpose: "shuffle")
         weights = network.parameters.filter(\.isWeight)
         if let scheduleSpec = spec.schedule {
@@ -164,15 +188,19 @@ public final class Trainer {
     public func run(observer: (any TrainingObserver)? = nil) throws -> TrainingOutcome {
         var history: [EpochMetrics] = []
         var stopped = false
+        var monitor = spec.earlyStopping.map { EarlyStoppingMonitor($0, network: network) }
         for epoch in 1...spec.training.epochs {
             guard let metrics = try trainEpoch(epoch, observer: observer) else { stopped = true; break }
             history.append(metrics)
             observer?.epochDidFinish(metrics)
+            if monitor?.shouldStop(after: metrics) == true { break }
         }
+        monitor?.finish()
         let test = data.test.map { evaluate(on: $0) }
         let model = TrainedModel(network: network, standardization: data.standardization, classes: data.train.classes,
                                  task: data.train.task, loss: spec.loss)
-        return TrainingOutcome(model: model, history: history, test: test, wasStopped: stopped)
+        return TrainingOutcome(model: model, history: history, test: test, bestEpoch: monitor?.bestEpoch,
+                               stoppedEarly: monitor?.stoppedEarly ?? false, wasStopped: stopped)
     }
 
     /// One pass over the training set; nil when the observer asked to stop.
@@ -180,13 +208,14 @@ public final class Trainer {
         if case .secondOrder(let optimizer) = method { return try trainSecondOrderEpoch(epoch, optimizer, observer: observer) }
         guard case .firstOrder(let optimizer) = method else { return nil }
         let train = data.train
-        if spec.training.shuffle { shuffleGenerator.shuffle(&order) }
+        if !rowsByClass.isEmpty { fillBalancedOrder() }
+        if spec.training.shuffle || !rowsByClass.isEmpty { shuffleGenerator.shuffle(&order) }
         let start = DispatchTime.now().uptimeNanoseconds
         var lossSum = 0.0, correct = 0, seen = 0, gradientNormSum = 0.0, steps = 0
         var batchStart = 0
-        while batchStart < train.rows {
+        while batchStart < epochLength {
             if observer?.shouldStop() == true { return nil }
-            let count = min(batchSize, train.rows - batchStart)
+            let count = min(batchSize, epochLength - batchStart)
             // A last batch of one sample has no batch statistics: batch norm cannot train on it.
             if count == 1, batchStart > 0, spec.model.usesBatchStatistics { break }
             loadBatch(from: train, positions: batchStart..<(batchStart + count))
@@ -205,6 +234,7 @@ public final class Trainer {
             gradientNormSum += clipGradients()
             lastLearningRate = optimizer.learningRate
             optimizer.step()
+            applyWeightConstraints(learningRate: lastLearningRate)
             if spec.schedule?.per == .step { advanceSchedule(metric: nil) }
             lossSum += batchLoss * Double(count)
             seen += count
@@ -235,7 +265,8 @@ public final class Trainer {
             trainAccuracy: trainAccuracy,
             validationLoss: validation?.loss, validationAccuracy: validation?.accuracy,
             learningRate: Double(String(lastLearningRate)) ?? Double(lastLearningRate), gradientNorm: gradientNorm,
-            penalty: penalty(), sparsity: sparsity(), seconds: seconds, samplesPerSecond: Double(seen) / max(seconds, 1e-9))
+            penalty: penalty(), sparsity: sparsity(), seconds: seconds, samplesPerSecond: Double(seen) / max(seconds, 1e-9),
+            validationClassRecall: validation?.classRecall, validationMacroF1: validation?.macroF1)
     }
 
     /// Moves the schedule one step and hands its learning rate to the optimizer.
@@ -268,7 +299,7 @@ public final class Trainer {
                 }
             }
             network.backward(lossGradient)
-            applyPenaltyGradients()
+            applyPenaltyGradients(includingL1: true)
             if evaluations == 0 {
                 dataLossBefore = dataLoss
                 if data.train.task == .classification, loss.spec.usesClassTargets { correct = countCorrect(output) }
@@ -280,9 +311,24 @@ public final class Trainer {
             return dataLoss + penalty()
         }
         guard lossBefore.isFinite else { throw TrainingError.diverged(epoch: epoch, loss: lossBefore) }
+        applyWeightConstraints(learningRate: 0)  // max-norm only: L1 is already in the second-order objective
         if spec.schedule != nil, spec.schedule?.per == .step { advanceSchedule(metric: nil) }
         return finishEpoch(epoch, lossSum: dataLossBefore * Double(rows), correct: correct, seen: rows,
                            gradientNorm: gradientNorm, start: start)
+    }
+
+    /// Balanced sampling: every class's rows once, plus random repeats of the smaller classes'
+    /// rows until each class has as many as the largest (oversampling, redrawn every epoch).
+    private func fillBalancedOrder() {
+        let target = rowsByClass.map(\.count).max() ?? 0
+        var position = 0
+        for rows in rowsByClass where !rows.isEmpty {
+            for row in rows { order[position] = row; position += 1 }
+            for _ in rows.count..<target {
+                order[position] = rows[Int(shuffleGenerator.next() % UInt64(rows.count))]
+                position += 1
+            }
+        }
     }
 
     /// Copies the rows at `order[positions]` into the batch buffers.
@@ -320,15 +366,42 @@ public final class Trainer {
         return correct
     }
 
-    /// Adds d/dw of l1·Σ|w| + l2·Σw² to the weights' gradients.
-    private func applyPenaltyGradients() {
-        let l1 = Float(spec.regularization.l1), l2 = Float(spec.regularization.l2)
+    /// Adds d/dw of l2·Σw² to the weights' gradients, and the subgradient l1·sign(w) when
+    /// `includingL1` (second-order methods, whose line search needs one smooth-enough objective;
+    /// first-order ones apply L1 as a proximal step instead).
+    private func applyPenaltyGradients(includingL1: Bool = false) {
+        let l1 = includingL1 ? Float(spec.regularization.totalL1) : 0, l2 = Float(spec.regularization.totalL2)
         guard l1 > 0 || l2 > 0 else { return }
         for parameter in weights {
             let w = parameter.value.pointer, g = parameter.gradient.pointer
             for i in 0..<parameter.count {
                 let sign: Float = w[i] > 0 ? 1 : (w[i] < 0 ? -1 : 0)
                 g[i] += l1 * sign + 2 * l2 * w[i]
+            }
+        }
+    }
+
+    /// After an update: the L1 proximal step w ← sign(w)·max(|w| − lr·l1, 0), which puts weights at
+    /// exactly zero, then the max-norm constraint (each unit's incoming weights — a row of a dense
+    /// weight, a filter of a convolution — scaled back to norm ≤ c).
+    private func applyWeightConstraints(learningRate: Float) {
+        let threshold = learningRate * Float(spec.regularization.totalL1)
+        if threshold > 0 {
+            for parameter in weights {
+                let w = parameter.value.pointer
+                for i in 0..<parameter.count {
+                    let magnitude = abs(w[i]) - threshold
+                    w[i] = magnitude > 0 ? (w[i] > 0 ? magnitude : -magnitude) : 0
+                }
+            }
+        }
+        guard let maxNorm = spec.regularization.maxNorm.map(Float.init) else { return }
+        for parameter in weights where parameter.shape.count >= 2 {
+            let units = parameter.shape[0], fanIn = parameter.count / units
+            for unit in 0..<units {
+                let row = parameter.value.pointer + unit * fanIn
+                let norm = BLAS.dot(count: fanIn, row, row).squareRoot()
+                if norm > maxNorm { BLAS.scale(count: fanIn, alpha: maxNorm / (norm + 1e-7), x: row) }
             }
         }
     }
@@ -355,7 +428,7 @@ public final class Trainer {
 
     /// The regularization penalty at the current weights.
     func penalty() -> Double {
-        let l1 = spec.regularization.l1, l2 = spec.regularization.l2
+        let l1 = spec.regularization.totalL1, l2 = spec.regularization.totalL2
         guard l1 > 0 || l2 > 0 else { return 0 }
         var total = 0.0
         for parameter in weights {
@@ -393,6 +466,8 @@ struct Evaluator {
         let gradient = Tensor(shape: [batchSize] + network.outputShape)
         let isClassification = dataset.task == .classification
         var lossSum = 0.0, correct = 0
+        let classCount = isClassification ? max(dataset.classes?.count ?? 0, 2) : 0
+        var truePositives = [Int](repeating: 0, count: classCount), predictedCounts = truePositives, actualCounts = truePositives
         var classTargets = [Int32](repeating: 0, count: batchSize)
         var valueTargets = [Float](repeating: 0, count: batchSize * max(dataset.targetCount, 1))
         var start = 0
@@ -429,11 +504,23 @@ struct Evaluator {
                         for k in 1..<c where row[k] > row[best] { best = k }
                         predicted = Int32(best)
                     }
-                    if predicted == classTargets[i] { correct += 1 }
+                    if predicted == classTargets[i] { correct += 1; truePositives[Int(predicted)] += 1 }
+                    predictedCounts[Int(predicted)] += 1
+                    actualCounts[Int(classTargets[i])] += 1
                 }
             }
             start += count
         }
-        return Evaluation(loss: lossSum / Double(dataset.rows), accuracy: isClassification ? Double(correct) / Double(dataset.rows) : nil)
+        guard isClassification else { return Evaluation(loss: lossSum / Double(dataset.rows), accuracy: nil) }
+        let recall: [Double?] = (0..<classCount).map { actualCounts[$0] == 0 ? nil : Double(truePositives[$0]) / Double(actualCounts[$0]) }
+        let f1s: [Double] = (0..<classCount).compactMap { k in
+            guard actualCounts[k] > 0 || predictedCounts[k] > 0 else { return nil }
+            let precision = predictedCounts[k] == 0 ? 0 : Double(truePositives[k]) / Double(predictedCounts[k])
+            let classRecall = actualCounts[k] == 0 ? 0 : Double(truePositives[k]) / Double(actualCounts[k])
+            return precision + classRecall == 0 ? 0 : 2 * precision * classRecall / (precision + classRecall)
+        }
+        return Evaluation(loss: lossSum / Double(dataset.rows), accuracy: Double(correct) / Double(dataset.rows),
+                          classRecall: Array(recall.prefix(dataset.classes?.count ?? classCount)),
+                          macroF1: f1s.isEmpty ? nil : f1s.reduce(0, +) / Double(f1s.count))
     }
 }

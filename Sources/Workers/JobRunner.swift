@@ -52,6 +52,7 @@ struct JobRunner: Sendable {
             let result: JSONValue = [
                 "test_accuracy": outcome.test?.accuracy.map { JSONValue($0) } ?? .null,
                 "test_loss": outcome.test.map { JSONValue($0.loss) } ?? .null,
+                "test_macro_f1": outcome.test?.macroF1.map { JSONValue($0) } ?? .null,
                 "val_accuracy": last?.validationAccuracy.map { JSONValue($0) } ?? .null,
                 "val_loss": last?.validationLoss.map { JSONValue($0) } ?? .null,
                 "train_loss": last.map { JSONValue($0.trainLoss) } ?? .null,
@@ -59,7 +60,8 @@ struct JobRunner: Sendable {
                 "model_bytes": JSONValue(modelData.count),
                 "seconds": JSONValue(Date().timeIntervalSince(started)),
             ]
-            finish(job, .succeeded, code: nil, message: nil, result: result.encodedString())
+            finish(job, .succeeded, code: nil, message: nil, result: result.encodedString(), bestEpoch: outcome.bestEpoch,
+                   stoppedEarly: outcome.stoppedEarly)
             logger.info("job succeeded", metadata: ["test_accuracy": "\(outcome.test?.accuracy ?? .nan)"])
         } catch let error as TrainingError {
             let code = if case .diverged = error { "diverged" } else { "invalid_spec" }
@@ -155,10 +157,11 @@ struct JobRunner: Sendable {
         }
     }
 
-    private func finish(_ job: JobRecord, _ status: JobStatus, code: String?, message: String?, result: String? = nil) {
+    private func finish(_ job: JobRecord, _ status: JobStatus, code: String?, message: String?, result: String? = nil,
+                        bestEpoch: Int? = nil, stoppedEarly: Bool = false) {
         do {
             try jobs.finishJob(id: job.id, status: status, errorCode: code, errorMessage: message, result: result,
-                               bestEpoch: nil, stoppedEarly: false)
+                               bestEpoch: bestEpoch, stoppedEarly: stoppedEarly)
         } catch {
             logger.error("could not record the end of job \(job.id): \(error)")
         }
@@ -212,7 +215,9 @@ private final class Observer: TrainingObserver, @unchecked Sendable {
             valLoss: metrics.validationLoss, valAccuracy: metrics.validationAccuracy, lr: metrics.learningRate,
             gradNorm: metrics.gradientNorm, penalty: metrics.penalty, sparsity: metrics.sparsity, seconds: metrics.seconds,
             samplesPerSecond: metrics.samplesPerSecond, dLoss: metrics.discriminatorLoss, gLoss: metrics.generatorLoss,
-            dReal: metrics.meanRealScore, dFake: metrics.meanFakeScore)
+            dReal: metrics.meanRealScore, dFake: metrics.meanFakeScore,
+            valClassRecall: metrics.validationClassRecall.map { JSONValue.array($0.map { $0.map { JSONValue($0) } ?? .null }).encodedString() },
+            valMacroF1: metrics.validationMacroF1)
         do {
             try jobs.recordEpoch(row, progress: Double(metrics.epoch) / Double(epochs), latest: metrics.latestJSON.encodedString())
         } catch {
@@ -242,9 +247,11 @@ extension EpochMetrics {
     /// common fields; a supervised job's rows are unchanged.
     private func withGANFields(_ fields: [String: JSONValue]) -> JSONValue {
         var fields = fields
-        for (key, value) in [("d_loss", discriminatorLoss), ("g_loss", generatorLoss), ("d_real", meanRealScore), ("d_fake", meanFakeScore)] {
+        for (key, value) in [("d_loss", discriminatorLoss), ("g_loss", generatorLoss), ("d_real", meanRealScore), ("d_fake", meanFakeScore),
+                             ("val_macro_f1", validationMacroF1)] {
             if let value { fields[key] = JSONValue(value) }
         }
+        if let recall = validationClassRecall { fields["val_class_recall"] = .array(recall.map { $0.map { JSONValue($0) } ?? .null }) }
         return .object(fields)
     }
 }

@@ -167,7 +167,7 @@ struct JobEndpointTests {
             #expect(spec["optimizer"] == ["type": "adam", "lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0, "amsgrad": false])
             #expect(spec["training"] == ["epochs": 7, "batch_size": 32, "shuffle": true, "seed": 0, "gradient_clip_norm": nil,
                                          "gradient_clip_value": nil, "sampling": "uniform"])
-            #expect(spec["regularization"] == ["l1": 0, "l2": 0, "max_norm": nil])
+            #expect(spec["regularization"] == ["l1": 0, "l2": 0, "elastic_net": nil, "max_norm": nil])
             for key in ["schedule", "early_stopping", "distillation", "init", "distributed", "notify"] {
                 #expect(spec[key] == .null, "spec.\(key)")
             }

@@ -42,11 +42,12 @@ struct WorkerTrainingTests {
             let rows = try #require(try metrics.json()["epochs"]?.array)
             #expect(rows.compactMap { $0["epoch"]?.int } == [1, 2, 3])
             let fields = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "grad_norm", "penalty", "sparsity",
-                          "seconds", "samples_per_second"]
+                          "seconds", "samples_per_second", "val_class_recall", "val_macro_f1"]
             for row in rows {
                 #expect(row.object.map { Set($0.keys) } == Set(fields))
                 #expect(row["train_loss"]?.number?.isFinite == true)
                 #expect(row["lr"]?.number == 0.001)
+                #expect(row["val_class_recall"]?.array?.count == 2, "moons: one recall per class")
             }
 
             // A finished job's stream is its status, then done.

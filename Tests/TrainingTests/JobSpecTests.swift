@@ -159,7 +159,7 @@ struct JobSpecTests {
           "schedule": null,
           "training": {"epochs": 20, "batch_size": 32, "shuffle": true, "seed": 0, "gradient_clip_norm": null,
                        "gradient_clip_value": null, "sampling": "uniform"},
-          "regularization": {"l1": 0, "l2": 0, "max_norm": null},
+          "regularization": {"l1": 0, "l2": 0, "elastic_net": null, "max_norm": null},
           "early_stopping": null, "augmentation": [], "compression": [], "distillation": null, "init": null,
           "distributed": null, "priority": 0, "max_attempts": 3, "notify": null
         }
@@ -224,7 +224,7 @@ struct JobSpecTests {
         (minimalSpec(#", "schedule": {"type": "step", "gamma": 0.1}"#), "schedule.step_size", "is required"),
         (minimalSpec(#", "schedule": {"type": "reduce_on_plateau", "per": "step"}"#), "schedule.per", "per epoch"),
         (minimalSpec(#", "schedule": {"type": "cosine", "t_max": 10, "warmup": {"epochs": 0}}"#), "schedule.warmup.epochs", "must"),
-        (minimalSpec(#", "early_stopping": {"monitor": "val_loss", "patience": 5}"#), "early_stopping", "not supported yet"),
+        (minimalSpec(#", "early_stopping": {"monitor": "val_loss", "patience": 5, "mode": "lowest"}"#), "early_stopping.mode", "must be one of"),
         (minimalSpec(#", "compression": [{"type": "prune", "amount": 0.5}]"#), "compression", "not supported yet"),
         (minimalSpec(#", "augmentation": [{"type": "random_flip"}]"#), "augmentation", "not supported yet"),
         (minimalSpec(#", "distillation": {"teacher_job": "job_1"}"#), "distillation", "not supported yet"),
@@ -234,8 +234,8 @@ struct JobSpecTests {
         (minimalSpec(#", "task": "gan""#).replacingOccurrences(of: #""model": {"layers": [{"type": "dense", "units": 3}]}"#,
                                                              with: #""model": {"generator": {"layers": [{"type": "dense", "units": 2}]}}"#),
          "model.discriminator", "is required"),
-        (minimalSpec(#", "regularization": {"max_norm": 3}"#), "regularization.max_norm", "not supported yet"),
-        (minimalSpec(#", "training": {"sampling": "balanced"}"#), "training.sampling", "not supported yet"),
+        (minimalSpec(#", "regularization": {"max_norm": -3}"#), "regularization.max_norm", "must be > 0"),
+        (minimalSpec(#", "regularization": {"elastic_net": {"l1_ratio": 0.5}}"#), "regularization.elastic_net.alpha", "is required"),
         (minimalSpec(#", "optimizer": {"type": "rmsprop", "alpha": -1}"#), "optimizer.alpha", "must"),
         (minimalSpec(#", "optimizer": {"type": "adagrad", "betas": [0.9, 0.99]}"#), "optimizer.betas", "does not apply to the adagrad optimizer"),
         (minimalSpec(#", "optimizer": {"type": "lbfgs", "line_search_fn": "backtracking"}"#), "optimizer.line_search_fn", "strong_wolfe"),
