@@ -110,12 +110,21 @@ public final class Adam: Optimizer {
     }
     private var moments: [Moments] = []
 
-    public init(parameters: [Parameter], hyperparameters: AdamHyperparameters) throws(OptimizerError) {
+    /// Whether `weightDecay` is an L2 term in the gradient (Adam) or a shrink of p (AdamW).
+    let decouplesWeightDecay: Bool
+
+    public convenience init(parameters: [Parameter], hyperparameters: AdamHyperparameters) throws(OptimizerError) {
+        try self.init(parameters: parameters, hyperparameters: hyperparameters, decouplesWeightDecay: false)
+    }
+
+    /// AdamW is this update with the weight decay decoupled: `AdamW` wraps one made so.
+    init(parameters: [Parameter], hyperparameters: AdamHyperparameters, decouplesWeightDecay: Bool) throws(OptimizerError) {
         try hyperparameters.validate()
         if let error = Check.distinct(parameters) { throw error }
         self.parameters = parameters
         self.hyperparameters = hyperparameters
         self.learningRate = hyperparameters.lr
+        self.decouplesWeightDecay = decouplesWeightDecay
     }
 
     /// One Adam update of every parameter.
@@ -123,7 +132,8 @@ public final class Adam: Optimizer {
     /// Legend, per element: p parameter, g gradient, m and v the running averages of g and g²,
     /// v̂ their max (AMSGrad); lr learning rate, β1 β2 betas, ε eps, λ weight decay, t step count.
     ///
-    ///     g = g + λ·p                        weight decay as an L2 term (not AdamW's decoupled decay)
+    ///     g = g + λ·p                        Adam: weight decay as an L2 term
+    ///     p = p · (1 − lr·λ)                 AdamW: decoupled decay, shrinks p, never enters m or v
     ///     m = m + (1 − β1)·(g − m)           = β1·m + (1 − β1)·g   (torch's lerp)
     ///     v = β2·v + (1 − β2)·g²
     ///     v̂ = max(v̂, v)                      AMSGrad; otherwise v̂ = v
@@ -145,7 +155,10 @@ public final class Adam: Optimizer {
         let biasCorrection2 = 1 - pow(Double(hp.beta2), t)
         let stepSize = Float(Double(learningRate) / biasCorrection1)
         let biasCorrection2Root = Float(biasCorrection2.squareRoot())
-        let beta1 = hp.beta1, beta2 = hp.beta2, eps = hp.eps, lambda = hp.weightDecay
+        let beta1 = hp.beta1, beta2 = hp.beta2, eps = hp.eps
+        // One loop for both: Adam shrinks by 1 (exact), AdamW adds 0·p to the gradient.
+        let lambda = decouplesWeightDecay ? 0 : hp.weightDecay
+        let decay = decouplesWeightDecay ? Float(1 - Double(learningRate) * Double(hp.weightDecay)) : 1
 
         for index in parameters.indices {
             let parameter = parameters[index]
@@ -163,6 +176,7 @@ public final class Adam: Optimizer {
                 let vMax = maxSquareAverage.values
                 for j in 0..<p.count {
                     let gj = g[j] + lambda * p[j]
+                    p[j] *= decay
                     m[j] += (1 - beta1) * (gj - m[j])
                     v[j] = beta2 * v[j] + (1 - beta2) * gj * gj
                     vMax[j] = max(vMax[j], v[j])
@@ -171,6 +185,7 @@ public final class Adam: Optimizer {
             } else {
                 for j in 0..<p.count {
                     let gj = g[j] + lambda * p[j]
+                    p[j] *= decay
                     m[j] += (1 - beta1) * (gj - m[j])
                     v[j] = beta2 * v[j] + (1 - beta2) * gj * gj
                     p[j] -= stepSize * m[j] / (abs(v[j]).squareRoot() / biasCorrection2Root + eps)

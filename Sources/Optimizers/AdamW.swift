@@ -87,135 +87,36 @@ public struct AdamWHyperparameters: Sendable, Equatable, Codable {
 /// Adam with decoupled weight decay and optional AMSGrad: torch 2.x `torch.optim.AdamW`
 /// (`_single_tensor_adam` with `decoupled_weight_decay=True`), step for step.
 ///
-/// State, created on the first step: the step count (`"step"`) and per parameter the running
-/// averages `"<i>.exp_avg"`, `"<i>.exp_avg_sq"` and, with AMSGrad, `"<i>.max_exp_avg_sq"` — the
-/// same names as `Adam`'s. (torch keeps one step count per parameter, `"<i>.step"`; here all
-/// parameters step together, so one count serves them all, stored as a Float32 scalar: exact up
-/// to 2^24 steps.)
+/// The update is `Adam`'s with p shrunk by (1 − lr·λ) instead of λ·p added to the gradient, so
+/// this class only carries AdamW's hyperparameters (decay on by default) and delegates to an
+/// `Adam` made that way. State names are Adam's: `"step"`, `"<i>.exp_avg"`, `"<i>.exp_avg_sq"`,
+/// `"<i>.max_exp_avg_sq"`.
 public final class AdamW: Optimizer {
-    public let parameters: [Parameter]
     /// The validated hyperparameters it was created with; `lr` there is the initial learning rate.
     public let hyperparameters: AdamWHyperparameters
-    /// The learning rate of the next step; schedules set it. The decoupled decay scales with it, as in torch.
-    public var learningRate: Float
-    /// Steps taken so far (torch's `step`); the bias corrections use it.
-    public private(set) var stepCount = 0
-
-    /// Per-parameter state, one entry per parameter once the first step has run; empty before.
-    private struct Moments {
-        /// m, torch's `exp_avg`.
-        let average: Tensor
-        /// v, torch's `exp_avg_sq`.
-        let squareAverage: Tensor
-        /// max of v over the steps, torch's `max_exp_avg_sq` (AMSGrad only).
-        let maxSquareAverage: Tensor?
-    }
-    private var moments: [Moments] = []
+    private let adam: Adam
 
     public init(parameters: [Parameter], hyperparameters: AdamWHyperparameters) throws(OptimizerError) {
         try hyperparameters.validate()
-        if let error = Check.distinct(parameters) { throw error }
-        self.parameters = parameters
         self.hyperparameters = hyperparameters
-        self.learningRate = hyperparameters.lr
+        adam = try Adam(
+            parameters: parameters,
+            hyperparameters: AdamHyperparameters(
+                lr: hyperparameters.lr, beta1: hyperparameters.beta1, beta2: hyperparameters.beta2, eps: hyperparameters.eps,
+                weightDecay: hyperparameters.weightDecay, amsgrad: hyperparameters.amsgrad),
+            decouplesWeightDecay: true)
     }
 
-    /// One AdamW update of every parameter.
-    ///
-    /// Legend, per element: p parameter, g gradient, m and v the running averages of g and g²,
-    /// v̂ their max (AMSGrad); lr learning rate, β1 β2 betas, ε eps, λ weight decay, t step count.
-    ///
-    ///     p = p · (1 − lr·λ)                 decoupled weight decay: shrinks p, never enters m or v
-    ///     m = m + (1 − β1)·(g − m)           = β1·m + (1 − β1)·g   (torch's lerp)
-    ///     v = β2·v + (1 − β2)·g²
-    ///     v̂ = max(v̂, v)                      AMSGrad; otherwise v̂ = v
-    ///     p = p − lr/(1 − β1ᵗ) · m / (√v̂ / √(1 − β2ᵗ) + ε)
-    public func step() {
-        let hp = hyperparameters
-        if moments.isEmpty {  // lazily created state, zero-initialized, once
-            moments = parameters.map {
-                Moments(
-                    average: Tensor(shape: $0.shape), squareAverage: Tensor(shape: $0.shape),
-                    maxSquareAverage: hp.amsgrad ? Tensor(shape: $0.shape) : nil)
-            }
-        }
-        stepCount += 1
-
-        // Scalars in Double, as torch computes them with Python floats.
-        let t = Double(stepCount)
-        let biasCorrection1 = 1 - pow(Double(hp.beta1), t)
-        let biasCorrection2 = 1 - pow(Double(hp.beta2), t)
-        let stepSize = Float(Double(learningRate) / biasCorrection1)
-        let biasCorrection2Root = Float(biasCorrection2.squareRoot())
-        let decay = Float(1 - Double(learningRate) * Double(hp.weightDecay))
-        let beta1 = hp.beta1, beta2 = hp.beta2, eps = hp.eps
-
-        for index in parameters.indices {
-            let parameter = parameters[index]
-            let p = parameter.value.values
-            let g = UnsafeBufferPointer(parameter.gradient.values)
-            let state = moments[index]
-            let m = state.average.values
-            let v = state.squareAverage.values
-            precondition(g.count == p.count, "parameter \(index) (\(parameter.name)): gradient and value sizes differ")
-            precondition(m.count == p.count, "parameter \(index) (\(parameter.name)) changed size since the first step")
-
-            // √|v| rather than √v: v ≥ 0, so it is the same number, and the loop vectorizes (see Adam).
-            if let maxSquareAverage = state.maxSquareAverage {
-                let vMax = maxSquareAverage.values
-                for j in 0..<p.count {
-                    let gj = g[j]
-                    p[j] *= decay
-                    m[j] += (1 - beta1) * (gj - m[j])
-                    v[j] = beta2 * v[j] + (1 - beta2) * gj * gj
-                    vMax[j] = max(vMax[j], v[j])
-                    p[j] -= stepSize * m[j] / (abs(vMax[j]).squareRoot() / biasCorrection2Root + eps)
-                }
-            } else {
-                for j in 0..<p.count {
-                    let gj = g[j]
-                    p[j] *= decay
-                    m[j] += (1 - beta1) * (gj - m[j])
-                    v[j] = beta2 * v[j] + (1 - beta2) * gj * gj
-                    p[j] -= stepSize * m[j] / (abs(v[j]).squareRoot() / biasCorrection2Root + eps)
-                }
-            }
-        }
+    public var parameters: [Parameter] { adam.parameters }
+    /// The learning rate of the next step; schedules set it. The decoupled decay scales with it, as in torch.
+    public var learningRate: Float {
+        get { adam.learningRate }
+        set { adam.learningRate = newValue }
     }
+    /// Steps taken so far (torch's `step`); the bias corrections use it.
+    public var stepCount: Int { adam.stepCount }
 
-    public func stateTensors() -> [String: Tensor] {
-        guard stepCount > 0, !moments.isEmpty else { return [:] }
-        var tensors: [String: Tensor] = ["step": Tensor(shape: [], values: [Float(stepCount)])]
-        for (index, state) in moments.enumerated() {
-            tensors["\(index).exp_avg"] = state.average
-            tensors["\(index).exp_avg_sq"] = state.squareAverage
-            if let maxSquareAverage = state.maxSquareAverage {
-                tensors["\(index).max_exp_avg_sq"] = maxSquareAverage
-            }
-        }
-        return tensors
-    }
-
-    public func restoreState(from tensors: [String: Tensor]) throws(OptimizerError) {
-        guard !tensors.isEmpty else {
-            moments = []
-            stepCount = 0
-            return
-        }
-        var reader = StateReader(tensors)
-        let count = try reader.stepCount("step")
-        var restored: [Moments] = []
-        for (index, parameter) in parameters.enumerated() {
-            let average = try reader.buffer("\(index).exp_avg", like: parameter, index: index)
-            let squareAverage = try reader.buffer("\(index).exp_avg_sq", like: parameter, index: index)
-            let maxSquareAverage = hyperparameters.amsgrad
-                ? try reader.buffer("\(index).max_exp_avg_sq", like: parameter, index: index) : nil
-            restored.append(Moments(
-                average: average.clone(), squareAverage: squareAverage.clone(),
-                maxSquareAverage: maxSquareAverage?.clone()))
-        }
-        try reader.checkNothingElse()
-        moments = restored
-        stepCount = count
-    }
+    public func step() { adam.step() }
+    public func stateTensors() -> [String: Tensor] { adam.stateTensors() }
+    public func restoreState(from tensors: [String: Tensor]) throws(OptimizerError) { try adam.restoreState(from: tensors) }
 }
