@@ -19,7 +19,7 @@ extension JobSpec {
             "training": training.jsonValue,
             "regularization": regularization.jsonValue,
             "early_stopping": earlyStopping?.jsonValue ?? .null,
-            "augmentation": [],
+            "augmentation": AugmentationSpec.jsonValue(augmentation),
             "compression": [],
             "distillation": .null,
             "init": initialization?.jsonValue ?? .null,
@@ -172,6 +172,9 @@ extension JobSpec {
         }
         if let schedule, schedule.monitor == .train_accuracy || schedule.monitor == .val_accuracy, data.task != .classification {
             diagnostics.report("schedule.monitor", "\(schedule.monitor.rawValue) needs class targets; monitor a loss")
+        }
+        for issue in AugmentationStep.problems(steps: augmentation, sampleShape: inputShape) {
+            diagnostics.report(issue.field ?? "augmentation", issue.message)
         }
         if let stopping = earlyStopping {
             let monitor = stopping.monitor.rawValue

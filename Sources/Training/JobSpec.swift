@@ -30,6 +30,8 @@ public struct JobSpec: Sendable {
     /// `init`: start from a finished job's weights (transfer learning); nil starts from scratch.
     public var initialization: InitSpec? = nil
     public var earlyStopping: EarlyStopping? = nil
+    /// Random transformations of the training batches (never of validation or test data).
+    public var augmentation: [AugmentationStep] = []
 }
 
 /// What a job trains: a model of the targets (`supervised`) or a generator of samples like the
@@ -254,9 +256,13 @@ extension JobSpec {
         }
         let earlyStopping = isGAN ? nil : EarlyStopping.read(root)
         if isGAN { root.rejectUnsupported("early_stopping", "early stopping for GAN jobs") }
-        for key in ["augmentation", "compression"] {
-            if let items = root.array(key), !items.isEmpty { root.report(key, "\(key) is not supported yet; use []") }
+        var augmentation: [AugmentationStep] = []
+        if isGAN {
+            if let items = root.array("augmentation"), !items.isEmpty { root.report("augmentation", "augmentation is not supported for GAN jobs yet; use []") }
+        } else {
+            augmentation = AugmentationSpec.read(root) ?? []
         }
+        if let items = root.array("compression"), !items.isEmpty { root.report("compression", "compression is not supported yet; use []") }
         root.rejectUnsupported("distillation", "knowledge distillation")
         var initialization: InitSpec?
         if isGAN { root.rejectUnsupported("init", "starting a GAN from another job's weights") }
@@ -273,7 +279,7 @@ extension JobSpec {
             name: name, dataset: dataset, validation: validation, test: test, standardize: standardize, model: model,
             loss: loss, optimizer: optimizer, schedule: schedule, training: training, regularization: regularization,
             priority: priority, maxAttempts: maxAttempts, task: task, gan: gan, initialization: initialization,
-            earlyStopping: earlyStopping)
+            earlyStopping: earlyStopping, augmentation: augmentation)
     }
 
     // MARK: GAN jobs

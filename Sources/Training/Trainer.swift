@@ -93,6 +93,11 @@ public final class Trainer {
     private let lossGradient: Tensor
     private var batchClassTargets: [Int32]
     private var batchValueTargets: [Float]
+    /// The spec's augmentation of training batches, and mixup's second set of targets and gradient.
+    private let augmenter: Augmenter?
+    private var partnerClassTargets: [Int32]
+    private var partnerValueTargets: [Float]
+    private let partnerGradient: Tensor
     /// Row indices of the epoch, in visiting order; `epochLength` of them are used.
     private var order: [Int]
     private var epochLength: Int
@@ -129,6 +134,12 @@ public final class Trainer {
         lossGradient = Tensor(shape: [batch] + network.outputShape)
         batchClassTargets = [Int32](repeating: 0, count: batch)
         batchValueTargets = [Float](repeating: 0, count: batch * data.train.targetCount)
+        augmenter = spec.augmentation.isEmpty ? nil
+            : Augmenter(steps: spec.augmentation, sampleShape: network.inputShape, seed: spec.training.seed)
+        let mixes = spec.augmentation.contains { if case .mixup = $0 { true } else { false } }
+        partnerClassTargets = [Int32](repeating: 0, count: mixes ? batch : 0)
+        partnerValueTargets = [Float](repeating: 0, count: mixes ? batch * data.train.targetCount : 0)
+        partnerGradient = Tensor(shape: mixes ? [batch] + network.outputShape : [0])
         order = Array(0..<data.train.rows)
         epochLength = data.train.rows
         if spec.training.sampling == .balanced, let classes = data.train.classes {
@@ -219,13 +230,17 @@ public final class Trainer {
             // A last batch of one sample has no batch statistics: batch norm cannot train on it.
             if count == 1, batchStart > 0, spec.model.usesBatchStatistics { break }
             loadBatch(from: train, positions: batchStart..<(batchStart + count))
+            augmenter?.apply(to: batchInput.pointer, count: count)
             optimizer.zeroGradients()
             let output = network.forward(batchInput, isTraining: true)
-            let batchLoss = batchClassTargets.withUnsafeBufferPointer { classes in
+            var batchLoss = batchClassTargets.withUnsafeBufferPointer { classes in
                 batchValueTargets.withUnsafeBufferPointer { values in
                     loss.evaluate(predictions: output, classTargets: classes.baseAddress, valueTargets: values.baseAddress,
                                   gradient: lossGradient)
                 }
+            }
+            if let augmenter, let partners = augmenter.mixupPartners {
+                batchLoss = mixLoss(batchLoss, output: output, partners: partners, lambda: augmenter.mixupLambda, count: count)
             }
             guard batchLoss.isFinite else { throw TrainingError.diverged(epoch: epoch, loss: batchLoss) }
             if train.task == .classification, loss.spec.usesClassTargets { correct += countCorrect(output) }
@@ -315,6 +330,28 @@ public final class Trainer {
         if spec.schedule != nil, spec.schedule?.per == .step { advanceSchedule(metric: nil) }
         return finishEpoch(epoch, lossSum: dataLossBefore * Double(rows), correct: correct, seen: rows,
                            gradientNorm: gradientNorm, start: start)
+    }
+
+    /// Mixup: the inputs are λ·x + (1−λ)·x[partner], so the loss is λ·L(y) + (1−λ)·L(y[partner]),
+    /// and so is its gradient (`lossGradient` holds L(y)'s on entry and the mix on return).
+    private func mixLoss(_ loss: Double, output: Tensor, partners: UnsafeBufferPointer<Int32>, lambda: Float, count: Int) -> Double {
+        // Value targets per row: the regression width, or the 0/1 class of bce_with_logits.
+        let width = data.train.task == .classification ? 1 : data.train.targetCount
+        for slot in 0..<count {
+            let partner = Int(partners[slot])
+            if !partnerClassTargets.isEmpty { partnerClassTargets[slot] = batchClassTargets[partner] }
+            for j in 0..<min(width, partnerValueTargets.count / max(batchSize, 1)) {
+                partnerValueTargets[slot * width + j] = batchValueTargets[partner * width + j]
+            }
+        }
+        let partnerLoss = partnerClassTargets.withUnsafeBufferPointer { classes in
+            partnerValueTargets.withUnsafeBufferPointer { values in
+                self.loss.evaluate(predictions: output, classTargets: classes.baseAddress, valueTargets: values.baseAddress,
+                                   gradient: partnerGradient)
+            }
+        }
+        for i in 0..<lossGradient.count { lossGradient[i] = lambda * lossGradient[i] + (1 - lambda) * partnerGradient[i] }
+        return Double(lambda) * loss + Double(1 - lambda) * partnerLoss
     }
 
     /// Balanced sampling: every class's rows once, plus random repeats of the smaller classes'

@@ -226,7 +226,7 @@ struct JobSpecTests {
         (minimalSpec(#", "schedule": {"type": "cosine", "t_max": 10, "warmup": {"epochs": 0}}"#), "schedule.warmup.epochs", "must"),
         (minimalSpec(#", "early_stopping": {"monitor": "val_loss", "patience": 5, "mode": "lowest"}"#), "early_stopping.mode", "must be one of"),
         (minimalSpec(#", "compression": [{"type": "prune", "amount": 0.5}]"#), "compression", "not supported yet"),
-        (minimalSpec(#", "augmentation": [{"type": "random_flip"}]"#), "augmentation", "not supported yet"),
+        (minimalSpec(#", "augmentation": [{"type": "random_blur"}]"#), "augmentation[0].type", "random_shift"),
         (minimalSpec(#", "distillation": {"teacher_job": "job_1"}"#), "distillation", "not supported yet"),
         (minimalSpec(#", "init": {"from_job": 7}"#), "init.from_job", "must be a string"),
         (minimalSpec(#", "distributed": {"replicas": 4}"#), "distributed", "not supported yet"),
