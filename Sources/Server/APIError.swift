@@ -76,6 +76,8 @@ extension Request {
         let buffer = try await collectBody(limit: limit)
         guard buffer.readableBytes > 0 else { throw APIError.badRequest("the request body is empty; send a JSON object", code: "empty_body") }
         do { return try JSONValue.parse(Data(buffer.readableBytesView)) } catch let issue as SpecIssue {
+            // Well-formed JSON with a key given twice is a 422 naming the key; anything else is malformed (400).
+            if !issue.path.isEmpty { throw APIError.invalid([issue]) }
             throw APIError.badRequest(issue.message, code: "malformed_json")
         }
     }

@@ -173,3 +173,25 @@ struct ModelSpecTests {
         #expect(try JSONValue.parse(Data(text.utf8)) == spec.jsonValue)
     }
 }
+
+@Suite("JSONValue.parse")
+struct JSONValueParseTests {
+    @Test("a key given twice in one object is refused with its path, wherever it is")
+    func duplicateKeys() {
+        let cases: [(String, String)] = [
+            (#"{"a": 1, "a": 2}"#, "a"),
+            (#"{"optimizer": {"lr": 0.1, "type": "sgd", "lr": 0.2}}"#, "optimizer.lr"),
+            (#"{"model": {"layers": [{"type": "dense"}, {"units": 3, "type": "x", "units": 4}]}}"#, "model.layers[1].units"),
+            (#"{"a": "x\"y", "b": {"a": 1}, "a\"": 2, "c": [{"k": 1}, {"k": 2}], "c": 3}"#, "c"),
+        ]
+        for (text, path) in cases {
+            #expect(throws: SpecIssue(path: path, message: "is given twice; give each key once")) { try JSONValue.parse(Data(text.utf8)) }
+        }
+    }
+
+    @Test("the same key in different objects, and escaped quotes inside strings, are fine")
+    func distinctKeys() throws {
+        let value = try JSONValue.parse(Data(#"{"a": {"k": 1}, "b": {"k": 2}, "c": ["\"k\"", {"k": "a\\"}], "k": 3}"#.utf8))
+        #expect(value["k"] == 3)
+    }
+}

@@ -146,3 +146,16 @@ struct JobSpecRejectionTests {
         }
     }
 }
+
+@Suite("Duplicate keys")
+struct DuplicateKeyTests {
+    @Test("a spec that gives a key twice is a 422 naming it, and nothing is queued")
+    func duplicateKeyInASpec() async throws {
+        try await withServer { api in
+            let spec = #"{"dataset": {"builtin": "moons"}, "model": {"layers": [{"type": "dense", "units": 2}]}, "training": {"epochs": 2, "epochs": 200}}"#
+            let error = try expectError(try await api.post("/v1/jobs", body: spec), .unprocessableContent, code: "invalid", naming: ["twice"])
+            #expect(error.paths == ["training.epochs"])
+            try await api.expectNoJob()
+        }
+    }
+}

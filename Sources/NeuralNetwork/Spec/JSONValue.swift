@@ -35,9 +35,16 @@ public enum JSONValue: Sendable, Equatable, Codable {
     }
 
     /// Parses JSON text; throws `SpecIssue` at path "" for malformed text.
+    /// Parses JSON text; throws `SpecIssue` at path "" for malformed text, and at the key's path
+    /// for a key given twice in one object (decoders keep one of the two silently).
     public static func parse(_ data: Data) throws -> JSONValue {
-        do { return try JSONDecoder().decode(JSONValue.self, from: data) }
+        let value: JSONValue
+        do { value = try JSONDecoder().decode(JSONValue.self, from: data) }
         catch { throw SpecIssue(path: "", message: "malformed JSON: \(describe(error))") }
+        if let duplicate = DuplicateKeyScanner.firstDuplicate(in: data) {
+            throw SpecIssue(path: duplicate, message: "is given twice; give each key once")
+        }
+        return value
     }
 
     /// Compact JSON text with sorted keys.
@@ -95,4 +102,65 @@ extension JSONValue {
     public init(_ value: String?) { self = value.map(JSONValue.string) ?? .null }
     public init(_ values: [Int]) { self = .array(values.map { .number(Double($0)) }) }
     public init(_ values: [String]) { self = .array(values.map(JSONValue.string)) }
+}
+
+/// Finds a key that appears twice in one object of (already valid) JSON text, and returns its
+/// dotted path. A byte-level walk: strings (with escapes), objects and arrays; nothing else matters.
+enum DuplicateKeyScanner {
+    private enum Container { case object(keys: Set<String>, path: String, pendingKey: String?), array(path: String, index: Int) }
+
+    static func firstDuplicate(in data: Data) -> String? {
+        let bytes = [UInt8](data)
+        var stack: [Container] = []
+        var index = 0
+        var expectingKey = false
+        func childPath(_ key: String) -> String {
+            guard case .object(_, let path, _)? = stack.last else { return key }
+            return path.isEmpty ? key : "\(path).\(key)"
+        }
+        /// The path of a value about to start in the innermost container.
+        func valuePath() -> String {
+            switch stack.last {
+            case .object(_, let path, let key?)?: return path.isEmpty ? key : "\(path).\(key)"
+            case .array(let path, let position)?: return "\(path)[\(position)]"
+            default: return ""
+            }
+        }
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "\""):
+                var end = index + 1
+                var text: [UInt8] = []
+                while end < bytes.count, bytes[end] != UInt8(ascii: "\"") {
+                    if bytes[end] == UInt8(ascii: "\\") { text.append(bytes[end]); end += 1 }
+                    if end < bytes.count { text.append(bytes[end]) }
+                    end += 1
+                }
+                if expectingKey, case .object(var keys, let path, _)? = stack.last {
+                    let key = String(decoding: text, as: UTF8.self)
+                    if !keys.insert(key).inserted { return childPath(key) }
+                    stack[stack.count - 1] = .object(keys: keys, path: path, pendingKey: key)
+                    expectingKey = false
+                }
+                index = end
+            case UInt8(ascii: "{"):
+                stack.append(.object(keys: [], path: valuePath(), pendingKey: nil))
+                expectingKey = true
+            case UInt8(ascii: "["):
+                stack.append(.array(path: valuePath(), index: 0))
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                stack.removeLast()
+            case UInt8(ascii: ","):
+                switch stack.last {
+                case .object?: expectingKey = true
+                case .array(let path, let position)?: stack[stack.count - 1] = .array(path: path, index: position + 1)
+                case nil: break
+                }
+            default: break
+            }
+            index += 1
+        }
+        return nil
+    }
 }
