@@ -60,22 +60,8 @@ public final class GRU: Layer {
         self.returnSequences = returnSequences
         outputShape = returnSequences ? [steps, hiddenSize] : [hiddenSize]
         let gateCount = 3 * hiddenSize
-        inputWeight = Parameter(
-            name: "weight_ih_l0",
-            value: RecurrentKernels.uniformTensor([gateCount, inputSize], hiddenSize: hiddenSize, generator: &generator),
-            isWeight: true)
-        recurrentWeight = Parameter(
-            name: "weight_hh_l0",
-            value: RecurrentKernels.uniformTensor([gateCount, hiddenSize], hiddenSize: hiddenSize, generator: &generator),
-            isWeight: true)
-        inputBias = Parameter(
-            name: "bias_ih_l0",
-            value: RecurrentKernels.uniformTensor([gateCount], hiddenSize: hiddenSize, generator: &generator),
-            isWeight: false)
-        recurrentBias = Parameter(
-            name: "bias_hh_l0",
-            value: RecurrentKernels.uniformTensor([gateCount], hiddenSize: hiddenSize, generator: &generator),
-            isWeight: false)
+        (inputWeight, recurrentWeight, inputBias, recurrentBias) = RecurrentKernels.makeParameters(
+            gateCount: gateCount, inputSize: inputSize, hiddenSize: hiddenSize, generator: &generator)
     }
 
     public func forward(_ x: Tensor, isTraining: Bool) -> Tensor {

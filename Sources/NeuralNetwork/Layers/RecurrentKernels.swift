@@ -92,6 +92,20 @@ enum RecurrentKernels {
     }
 
     /// torch's RNN initialization: every weight and bias uniform in ±1/√hidden.
+    /// torch's four RNN tensors, `weight_ih_l0` (G, I), `weight_hh_l0` (G, H), `bias_ih_l0` (G),
+    /// `bias_hh_l0` (G), drawn in that order, uniform in ±1/√H (G = gates · H).
+    static func makeParameters(gateCount: Int, inputSize: Int, hiddenSize: Int, generator: inout SeededGenerator)
+        -> (inputWeight: Parameter, recurrentWeight: Parameter, inputBias: Parameter, recurrentBias: Parameter)
+    {
+        func draw(_ name: String, _ shape: [Int], isWeight: Bool) -> Parameter {
+            Parameter(name: name, value: uniformTensor(shape, hiddenSize: hiddenSize, generator: &generator), isWeight: isWeight)
+        }
+        return (draw("weight_ih_l0", [gateCount, inputSize], isWeight: true),
+                draw("weight_hh_l0", [gateCount, hiddenSize], isWeight: true),
+                draw("bias_ih_l0", [gateCount], isWeight: false),
+                draw("bias_hh_l0", [gateCount], isWeight: false))
+    }
+
     static func uniformTensor(_ shape: [Int], hiddenSize: Int, generator: inout SeededGenerator) -> Tensor {
         let bound = 1 / Float(hiddenSize).squareRoot()
         let tensor = Tensor(shape: shape)
