@@ -33,9 +33,11 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["Tensors", "CZlib"], swiftSettings: engineSettings),
         .target(name: "NeuralNetwork", dependencies: ["Tensors"], swiftSettings: engineSettings),
         .target(name: "Optimizers", dependencies: ["Tensors"], swiftSettings: engineSettings),
+        // Pruning masks, channel removal and quantization: computing them, separate from the trainer that applies them.
+        .target(name: "Compression", dependencies: ["Tensors", "NeuralNetwork"], swiftSettings: engineSettings),
         .target(
             name: "Training",
-            dependencies: ["Tensors", "Datasets", "NeuralNetwork", "Optimizers"],
+            dependencies: ["Tensors", "Datasets", "NeuralNetwork", "Optimizers", "Compression"],
             swiftSettings: engineSettings
         ),
         .target(
@@ -78,6 +80,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "Tensors"]),
         .testTarget(name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "Tensors", "ReferenceFixtures"]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "Tensors", "ReferenceFixtures"]),
+        .testTarget(name: "CompressionTests", dependencies: ["Compression", "NeuralNetwork", "Tensors", "ReferenceFixtures"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "NeuralNetwork", "Tensors"]),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore"]),
         .testTarget(

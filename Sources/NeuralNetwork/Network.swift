@@ -9,6 +9,9 @@ public final class Network {
     public let spec: ModelSpec
     public let inputShape: [Int]
     public let layers: [any Layer]
+    /// Layers run on the *input* of layer i before it (activation fake-quantization of a quantized
+    /// model); empty for a plain network. They must keep the shape of what they are given.
+    public private(set) var inputTransforms: [(any Layer)?] = []
 
     /// Builds the layers with torch-like initialization from a generator seeded for `init`,
     /// and dropout generators seeded for `dropout`.
@@ -115,8 +118,22 @@ public final class Network {
 
     public func forward(_ input: Tensor, isTraining: Bool) -> Tensor {
         var x = input
-        for layer in layers { x = layer.forward(x, isTraining: isTraining) }
+        if inputTransforms.isEmpty {
+            for layer in layers { x = layer.forward(x, isTraining: isTraining) }
+            return x
+        }
+        for (layer, transform) in zip(layers, inputTransforms) {
+            if let transform { x = transform.forward(x, isTraining: isTraining) }
+            x = layer.forward(x, isTraining: isTraining)
+        }
         return x
+    }
+
+    /// Runs `transform` on the input of layer `index` from now on (nil removes it).
+    public func setInputTransform(_ transform: (any Layer)?, before index: Int) {
+        if inputTransforms.isEmpty { inputTransforms = Array(repeating: nil, count: layers.count) }
+        inputTransforms[index] = transform
+        if inputTransforms.allSatisfy({ $0 == nil }) { inputTransforms = [] }
     }
 
     /// Accumulates every parameter gradient for dL/d(output) = `outputGradient`.
@@ -133,7 +150,11 @@ public final class Network {
     public func backward(_ outputGradient: Tensor, returnInputGradient: Bool) -> Tensor? {
         var gradient = outputGradient
         for index in layers.indices.reversed() {
-            guard let next = layers[index].backward(gradient, needsInputGradient: index > 0 || returnInputGradient) else { return nil }
+            guard var next = layers[index].backward(gradient, needsInputGradient: index > 0 || returnInputGradient) else { return nil }
+            if !inputTransforms.isEmpty, let transform = inputTransforms[index] {
+                guard let passed = transform.backward(next, needsInputGradient: true) else { return nil }
+                next = passed
+            }
             gradient = next
         }
         return returnInputGradient ? gradient : nil

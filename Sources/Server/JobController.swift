@@ -30,6 +30,7 @@ struct JobController {
         group.get(":id/events", use: eventStream)
         group.post(":id/cancel", use: cancel)
         group.get(":id/model", use: model)
+        group.get(":id/report", use: report)
         group.post(":id/predict", use: predict)
         group.get(":id/samples", use: samples)
     }
@@ -166,13 +167,41 @@ struct JobController {
         let job = try requireJob(context)
         guard job.status.isFinished else { throw APIError.conflict("job \(job.id) is \(job.status.rawValue); cancel it first") }
         _ = try jobs.deleteJob(id: job.id)
-        try? FileManager.default.removeItem(at: folder.modelFile(jobId: job.id))
+        folder.removeFiles(ofJob: job.id)
         models.forget(job.id)
         ganModels.forget(job.id)
         return Response(status: .noContent)
     }
 
     // MARK: Models
+
+    /// The stage names of a compressed job's report, in pipeline order; empty without a pipeline.
+    private func stageNames(of job: JobRecord) throws -> [String] {
+        guard let data = FileManager.default.contents(atPath: folder.reportFile(jobId: job.id).path),
+              case .object(let report) = try JSONValue.parse(data), case .array(let stages)? = report["stages"]
+        else { return [] }
+        return stages.compactMap { if case .object(let stage) = $0, case .string(let name)? = stage["name"] { name } else { nil } }
+    }
+
+    /// `GET /v1/jobs/{id}/report`: every stage of the compression pipeline measured, and the sensitivity table.
+    @Sendable func report(_ request: Request, context: some RequestContext) async throws -> Response {
+        let job = try requireJob(context)
+        guard job.status == .succeeded else {
+            throw APIError.conflict("job \(job.id) is \(job.status.rawValue); its report is available once it has succeeded")
+        }
+        if let data = FileManager.default.contents(atPath: folder.reportFile(jobId: job.id).path) {
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        // No pipeline: the trained model is the only stage; what the job's result measured stands for it.
+        let result = job.result.flatMap { try? JSONValue.parse(Data($0.utf8)) }
+        func field(_ key: String) -> JSONValue {
+            if case .object(let fields)? = result { return fields[key] ?? .null }
+            return .null
+        }
+        let stage: JSONValue = ["name": "trained", "parameters": field("parameters"), "nonzero": field("nonzero"), "bytes": field("model_bytes"),
+                                "test_accuracy": field("test_accuracy"), "latency_ms_per_sample": field("latency_ms_per_sample")]
+        return jsonResponse(["stages": [stage], "sensitivity": .null])
+    }
 
     func requireModelFile(_ job: JobRecord) throws -> URL {
         guard job.status == .succeeded else {
@@ -188,12 +217,25 @@ struct JobController {
             throw APIError.invalid([SpecIssue(path: "format", message: format == "onnx" ? "ONNX export is not supported yet" : "must be safetensors, got \"\(format)\"")],
                                    message: "the query is invalid")
         }
-        if let stage = query["stage"], stage != "trained" {
-            throw APIError.invalid([SpecIssue(path: "stage", message: "compression stages are not supported yet; this job has only the trained model")],
-                                   message: "the query is invalid")
+        var file = try requireModelFile(job)
+        var suffix = ""
+        if let stage = query["stage"].map(String.init) {
+            let stages = try stageNames(of: job)
+            if stages.isEmpty, stage != "trained" {
+                throw APIError.invalid([SpecIssue(path: "stage", message: "this job has no compression pipeline; its only stage is \"trained\"")],
+                                       message: "the query is invalid")
+            }
+            if !stages.isEmpty {
+                guard stages.contains(stage) else {
+                    throw APIError.invalid([SpecIssue(path: "stage", message: "must be one of \(stages.joined(separator: ", ")), got \"\(stage)\"")],
+                                           message: "the query is invalid")
+                }
+                file = folder.modelFile(jobId: job.id, stage: stage)
+                suffix = ".\(stage)"
+            }
         }
-        let data = try Data(contentsOf: try requireModelFile(job))
-        let fileName = "\(job.name.map(Self.safeFileName) ?? job.id).safetensors"
+        let data = try Data(contentsOf: file)
+        let fileName = "\(job.name.map(Self.safeFileName) ?? job.id)\(suffix).safetensors"
         return Response(status: .ok, headers: [.contentType: "application/octet-stream", .contentDisposition: "attachment; filename=\"\(fileName)\""],
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }
@@ -313,6 +355,7 @@ struct JobSpecChecker {
             throw error.namingSampleShape(summary.sampleShape)
         }
         if let initialization = resolved.initialization { try checkTransfer(initialization, into: resolved) }
+        if let distillation = resolved.distillation { try checkTeacher(distillation, for: resolved) }
         return resolved
     }
 
@@ -330,6 +373,26 @@ struct JobSpecChecker {
         else { throw refuse("job \(source.id) has no supervised model to start from") }
         if let mismatch = WeightTransfer.mismatch(source: model.network.spec, target: spec.model) {
             throw SpecProblems(issues: [mismatch])
+        }
+    }
+}
+
+extension JobSpecChecker {
+    /// `distillation.teacher_job` must name a succeeded classification job whose model takes the same
+    /// inputs and answers the same classes.
+    private func checkTeacher(_ distillation: DistillationSpec, for spec: JobSpec) throws {
+        func refuse(_ message: String) -> SpecProblems {
+            SpecProblems(issues: [SpecIssue(path: "distillation.teacher_job", message: message)])
+        }
+        guard let teacher = try jobs.job(id: distillation.teacherJob) else { throw refuse("no job with id \(distillation.teacherJob)") }
+        guard teacher.status == .succeeded else {
+            throw refuse("job \(teacher.id) is \(teacher.status.rawValue); only a succeeded job's model can teach")
+        }
+        guard let data = FileManager.default.contents(atPath: folder.modelFile(jobId: teacher.id).path),
+              let model = try? TrainedModel.load(data)
+        else { throw refuse("job \(teacher.id) has no supervised model to learn from") }
+        if let problem = Distillation.mismatch(teacher: model, studentInputShape: spec.model.inputShape ?? [], studentOutputs: spec.model.outputCount) {
+            throw refuse("job \(teacher.id)'s model \(problem)")
         }
     }
 }

@@ -1,3 +1,4 @@
+import Compression
 import Datasets
 import NeuralNetwork
 import Optimizers
@@ -20,8 +21,8 @@ extension JobSpec {
             "regularization": regularization.jsonValue,
             "early_stopping": earlyStopping?.jsonValue ?? .null,
             "augmentation": AugmentationSpec.jsonValue(augmentation),
-            "compression": [],
-            "distillation": .null,
+            "compression": .array(compression.map(\.jsonValue)),
+            "distillation": distillation?.jsonValue ?? .null,
             "init": initialization?.jsonValue ?? .null,
             "distributed": .null,
             "priority": JSONValue(priority),
@@ -199,6 +200,15 @@ extension JobSpec {
         }
         if let initialization, let outOfRange = initialization.freeze.first(where: { $0 >= spec.model.layers.count }) {
             diagnostics.report("init.freeze", "lists layer \(outOfRange); the model has \(spec.model.layers.count) layers (0…\(spec.model.layers.count - 1))")
+        }
+        if distillation != nil, data.task != .classification {
+            diagnostics.report("distillation", "needs class targets; the dataset's target is numeric")
+        }
+        for (index, step) in compression.enumerated() {
+            guard case .prune(let prune) = step, prune.structure == .channel else { continue }
+            if ChannelSurgery.prunableLayers(of: Network(spec: spec.model, seed: 0)).isEmpty {
+                diagnostics.report("compression[\(index)].structure", "channel pruning needs a dense or conv2d layer (groups 1) that feeds another one; this model has none — use \"unstructured\"")
+            }
         }
         if optimizer.isSecondOrder, training.gradientClipNorm != nil || training.gradientClipValue != nil {
             diagnostics.report("training.gradient_clip_norm", "gradient clipping would break \(optimizer.typeName)'s line search; leave it null")

@@ -32,6 +32,10 @@ public struct JobSpec: Sendable {
     public var earlyStopping: EarlyStopping? = nil
     /// Random transformations of the training batches (never of validation or test data).
     public var augmentation: [AugmentationStep] = []
+    /// What happens to the trained model afterwards: pruning, sensitivity analysis, quantization, in order.
+    public var compression: [CompressionStep] = []
+    /// Learn from a finished job's model as well as from the labels.
+    public var distillation: DistillationSpec? = nil
 }
 
 /// What a job trains: a model of the targets (`supervised`) or a generator of samples like the
@@ -262,8 +266,28 @@ extension JobSpec {
         } else {
             augmentation = AugmentationSpec.read(root) ?? []
         }
-        if let items = root.array("compression"), !items.isEmpty { root.report("compression", "compression is not supported yet; use []") }
-        root.rejectUnsupported("distillation", "knowledge distillation")
+        var compression: [CompressionStep] = []
+        var distillation: DistillationSpec?
+        if isGAN {
+            if let items = root.array("compression"), !items.isEmpty { root.report("compression", "compression is not supported for GAN jobs; use []") }
+            root.rejectUnsupported("distillation", "distilling a GAN")
+        } else {
+            compression = CompressionStep.read(root)
+            distillation = DistillationSpec.read(root)
+            if distillation != nil, augmentation.contains(where: { if case .mixup = $0 { true } else { false } }) {
+                root.report("distillation", "cannot be combined with mixup augmentation (mixed inputs have no single teacher answer to match); drop one")
+            }
+            if distillation != nil, let loss, !loss.usesClassTargets {
+                root.report("distillation", "needs a classification job with loss \"cross_entropy\" (the teacher's soft labels are class probabilities)")
+            }
+            if validation == .split(0), let index = compression.firstIndex(where: { step in
+                if case .sensitivityAnalysis = step { return true }
+                if case .prune(let prune) = step, case .auto = prune.amount { return true }
+                return false
+            }) {
+                root.report("compression[\(index)]", "sensitivity analysis evaluates on the validation set; give validation a split > 0 or a dataset")
+            }
+        }
         var initialization: InitSpec?
         if isGAN { root.rejectUnsupported("init", "starting a GAN from another job's weights") }
         else { initialization = InitSpec.read(root) }
@@ -279,7 +303,7 @@ extension JobSpec {
             name: name, dataset: dataset, validation: validation, test: test, standardize: standardize, model: model,
             loss: loss, optimizer: optimizer, schedule: schedule, training: training, regularization: regularization,
             priority: priority, maxAttempts: maxAttempts, task: task, gan: gan, initialization: initialization,
-            earlyStopping: earlyStopping, augmentation: augmentation)
+            earlyStopping: earlyStopping, augmentation: augmentation, compression: compression, distillation: distillation)
     }
 
     // MARK: GAN jobs

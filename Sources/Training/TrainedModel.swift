@@ -1,3 +1,4 @@
+import Compression
 import Datasets
 import Foundation
 import NeuralNetwork
@@ -15,6 +16,9 @@ public final class TrainedModel: @unchecked Sendable {
     public let classes: [String]?
     public let task: LearningTask
     public let loss: LossSpec
+    /// Set once the weights sit on an integer grid: the file then stores them packed, and inference
+    /// fake-quantizes the activations entering each dense/conv2d layer.
+    public var quantization: ModelQuantization?
     /// Serializes `predict`: the network's buffers are reused between calls.
     private let lock = NSLock()
 
@@ -28,16 +32,30 @@ public final class TrainedModel: @unchecked Sendable {
 
     public var inputCount: Int { network.inputShape.reduce(1, *) }
 
+    /// The same model around another network (a channel-pruned copy).
+    public func replacingNetwork(_ network: Network) -> TrainedModel {
+        let copy = TrainedModel(network: network, standardization: standardization, classes: classes, task: task, loss: loss)
+        copy.quantization = quantization
+        return copy
+    }
+
     // MARK: Saving and loading
 
     public func safetensors() -> Data {
-        let tensors = network.namedParameters.map { name, parameter in
-            SafeTensorsFile.Entry(name: name, shape: parameter.shape, values: parameter.value.array)
-        } + network.namedBuffers.map { SafeTensorsFile.Entry(name: $0.name, shape: $0.tensor.shape, values: $0.tensor.array) }
+        let quantized = Set(quantization.map { _ in WeightQuantization.quantizableParameters(of: network).map(\.name) } ?? [])
+        var tensors: [SafeTensorsFile.Entry] = []
+        for (name, parameter) in network.namedParameters {
+            if quantized.contains(name), let quantization {
+                tensors += Self.entries(name: name, quantization.weights.encode(parameter))
+            } else {
+                tensors.append(SafeTensorsFile.Entry(name: name, shape: parameter.shape, values: parameter.value.array))
+            }
+        }
+        tensors += network.namedBuffers.map { SafeTensorsFile.Entry(name: $0.name, shape: $0.tensor.shape, values: $0.tensor.array) }
         let preprocessing: JSONValue = standardization.map {
             ["mean": .array($0.mean.map { JSONValue($0) }), "std": .array($0.std.map { JSONValue($0) })]
         } ?? .null
-        let metadata: [String: String] = [
+        var metadata: [String: String] = [
             "format": "descent",
             "version": "1",
             "architecture": network.spec.jsonValue.encodedString(),
@@ -47,6 +65,7 @@ public final class TrainedModel: @unchecked Sendable {
             "task": task.rawValue,
             "loss": loss.jsonValue.encodedString(),
         ]
+        if let quantization { metadata["quantization"] = quantization.jsonValue(shapes: network).encodedString() }
         return SafeTensorsFile(tensors: tensors, metadata: metadata).serialized()
     }
 
@@ -76,8 +95,14 @@ public final class TrainedModel: @unchecked Sendable {
               spec.inputShape != nil
         else { throw LoadError.invalid(diagnostics.issues.map(\.description).joined(separator: "; ")) }
         let network = Network(spec: spec, seed: 0)
+        let quantization = try metadata["quantization"].map { try ModelQuantization.parse(JSONValue.parse(Data($0.utf8))) }
         for (name, parameter) in network.namedParameters {
-            guard let entry = file.tensor(named: name), entry.shape == parameter.shape else {
+            if let quantization, let packed = file.tensor(named: "\(name).codes")?.bytes {
+                let values = try Self.dequantize(name: name, packed: packed, shape: parameter.shape, quantization: quantization, file: file)
+                _ = parameter.value.values.update(fromContentsOf: values)
+                continue
+            }
+            guard let entry = file.tensor(named: name), entry.shape == parameter.shape, entry.bytes == nil else {
                 throw LoadError.invalid("tensor \(name) is missing or has the wrong shape")
             }
             _ = parameter.value.values.update(fromContentsOf: entry.values)
@@ -100,7 +125,45 @@ public final class TrainedModel: @unchecked Sendable {
         let task = LearningTask(rawValue: metadata["task"] ?? "") ?? (classes == nil ? .regression : .classification)
         let lossDiagnostics = SpecDiagnostics()
         let lossSpec = JobSpec.parseLoss(try json("loss"), diagnostics: lossDiagnostics) ?? .crossEntropy(labelSmoothing: 0, classWeights: nil)
-        return TrainedModel(network: network, standardization: standardization, classes: classes, task: task, loss: lossSpec)
+        let model = TrainedModel(network: network, standardization: standardization, classes: classes, task: task, loss: lossSpec)
+        if let quantization {
+            network.installActivationQuantizers(grids: quantization.activationGrids)
+            model.quantization = quantization
+        }
+        return model
+    }
+
+    // MARK: Quantized weights in the file
+
+    /// `<name>.codes` (U8, packed integer codes or sign bits), `<name>.scale` (F32 per channel or one),
+    /// `<name>.zero_point` (F32, integers; not for binary weights).
+    private static func entries(name: String, _ tensor: QuantizedTensor) -> [SafeTensorsFile.Entry] {
+        var entries = [SafeTensorsFile.Entry(name: "\(name).codes", shape: [tensor.packed.count], bytes: tensor.packed),
+                       SafeTensorsFile.Entry(name: "\(name).scale", shape: [tensor.scales.count], values: tensor.scales)]
+        if tensor.binaryScales == nil {
+            entries.append(SafeTensorsFile.Entry(name: "\(name).zero_point", shape: [tensor.zeroPoints.count], values: tensor.zeroPoints.map(Float.init)))
+        }
+        return entries
+    }
+
+    private static func dequantize(name: String, packed: [UInt8], shape: [Int], quantization: ModelQuantization,
+                                   file: SafeTensorsFile) throws -> [Float] {
+        let bits = quantization.weights.bits
+        let count = shape.reduce(1, *)
+        guard packed.count == (count * bits + 7) / 8, let scales = file.tensor(named: "\(name).scale")?.values, !scales.isEmpty else {
+            throw LoadError.invalid("quantized tensor \(name) has the wrong size or no scale")
+        }
+        if bits == 1 {
+            guard scales.count == shape[0] else { throw LoadError.invalid("binary tensor \(name) needs one scale per output channel") }
+            return QuantizedTensor(shape: shape, bits: 1, parameters: nil, binaryScales: scales, packed: packed).dequantized()
+        }
+        guard let zeroPoints = file.tensor(named: "\(name).zero_point")?.values, zeroPoints.count == scales.count,
+              scales.count == 1 || scales.count == shape[0]
+        else { throw LoadError.invalid("quantized tensor \(name) has no matching zero_point") }
+        let range = QuantizationParameters.range(bits: bits, scheme: quantization.weights.scheme)
+        let grid = QuantizationParameters(bits: bits, scheme: quantization.weights.scheme, quantMin: range.min, quantMax: range.max,
+                                          scales: scales, zeroPoints: zeroPoints.map { Int32($0) })
+        return QuantizedTensor(shape: shape, bits: bits, parameters: grid, binaryScales: nil, packed: packed).dequantized()
     }
 
     private static func float(_ value: JSONValue) -> Float {

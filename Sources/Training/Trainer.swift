@@ -1,3 +1,4 @@
+import Compression
 import Datasets
 import Foundation
 import NeuralNetwork
@@ -37,6 +38,13 @@ public struct Evaluation: Sendable, Equatable {
     public var classRecall: [Double?]? = nil
     /// Classification: the mean over classes of F1 = 2·precision·recall / (precision + recall).
     public var macroF1: Double? = nil
+
+    public init(loss: Double, accuracy: Double?, classRecall: [Double?]? = nil, macroF1: Double? = nil) {
+        self.loss = loss
+        self.accuracy = accuracy
+        self.classRecall = classRecall
+        self.macroF1 = macroF1
+    }
 }
 
 /// What the trainer tells the outside world, and asks it.
@@ -112,13 +120,24 @@ public final class Trainer {
     /// The learning rate of the last optimizer step, for the epoch's metrics row.
     private var lastLearningRate: Float
 
+    /// Pruning masks held through fine-tuning: after every update each masked weight is multiplied
+    /// by its mask (masks compose by multiplication), and its gradient too, so momentum cannot revive it.
+    public var masks: [(parameter: Parameter, mask: Tensor)] = []
+    /// Quantization-aware training: weights are fake-quantized around each forward/backward pass.
+    public var weightQuantizer: WeightFakeQuantizer?
+    /// Knowledge distillation: the teacher's logits on each batch join the labels in the loss.
+    public var distillation: Distillation?
+
     /// - `transfer`: weights to start from (the spec's `init`), with the layers to keep fixed.
-    public init(spec: JobSpec, data: PreparedData, transfer: WeightTransfer? = nil) throws {
+    /// - `network`: train this network instead of a fresh one of `spec.model` (fine-tuning a compressed model).
+    public init(spec: JobSpec, data: PreparedData, transfer: WeightTransfer? = nil, network existing: Network? = nil) throws {
         guard spec.model.inputShape != nil else { throw TrainingError.invalidSpec("model.input_shape is not resolved") }
         guard spec.task == .supervised else { throw TrainingError.invalidSpec("task: a GAN job trains with GANTrainer") }
+        var spec = spec
+        if let existing { spec.model = existing.spec }
         self.spec = spec
         self.data = data
-        network = Network(spec: spec.model, seed: spec.training.seed)
+        network = existing ?? Network(spec: spec.model, seed: spec.training.seed)
         parameters = network.parameters
         if let transfer {
             transfer.apply(to: network)
@@ -232,11 +251,16 @@ public final class Trainer {
             loadBatch(from: train, positions: batchStart..<(batchStart + count))
             augmenter?.apply(to: batchInput.pointer, count: count)
             optimizer.zeroGradients()
+            weightQuantizer?.quantizeWeights()
             let output = network.forward(batchInput, isTraining: true)
             var batchLoss = batchClassTargets.withUnsafeBufferPointer { classes in
                 batchValueTargets.withUnsafeBufferPointer { values in
-                    loss.evaluate(predictions: output, classTargets: classes.baseAddress, valueTargets: values.baseAddress,
-                                  gradient: lossGradient)
+                    if let distillation {
+                        return distillation.evaluate(studentLogits: output, input: batchInput, classTargets: classes.baseAddress!,
+                                                     gradient: lossGradient)
+                    }
+                    return loss.evaluate(predictions: output, classTargets: classes.baseAddress, valueTargets: values.baseAddress,
+                                         gradient: lossGradient)
                 }
             }
             if let augmenter, let partners = augmenter.mixupPartners {
@@ -245,11 +269,14 @@ public final class Trainer {
             guard batchLoss.isFinite else { throw TrainingError.diverged(epoch: epoch, loss: batchLoss) }
             if train.task == .classification, loss.spec.usesClassTargets { correct += countCorrect(output) }
             network.backward(lossGradient)
+            weightQuantizer?.restoreWeights()
             applyPenaltyGradients()
+            maskGradients()
             gradientNormSum += clipGradients()
             lastLearningRate = optimizer.learningRate
             optimizer.step()
             applyWeightConstraints(learningRate: lastLearningRate)
+            applyMasks()
             if spec.schedule?.per == .step { advanceSchedule(metric: nil) }
             lossSum += batchLoss * Double(count)
             seen += count
@@ -315,6 +342,7 @@ public final class Trainer {
             }
             network.backward(lossGradient)
             applyPenaltyGradients(includingL1: true)
+            maskGradients()
             if evaluations == 0 {
                 dataLossBefore = dataLoss
                 if data.train.task == .classification, loss.spec.usesClassTargets { correct = countCorrect(output) }
@@ -327,6 +355,7 @@ public final class Trainer {
         }
         guard lossBefore.isFinite else { throw TrainingError.diverged(epoch: epoch, loss: lossBefore) }
         applyWeightConstraints(learningRate: 0)  // max-norm only: L1 is already in the second-order objective
+        applyMasks()
         if spec.schedule != nil, spec.schedule?.per == .step { advanceSchedule(metric: nil) }
         return finishEpoch(epoch, lossSum: dataLossBefore * Double(rows), correct: correct, seen: rows,
                            gradientNorm: gradientNorm, start: start)
@@ -440,6 +469,62 @@ public final class Trainer {
                 let norm = BLAS.dot(count: fanIn, row, row).squareRoot()
                 if norm > maxNorm { BLAS.scale(count: fanIn, alpha: maxNorm / (norm + 1e-7), x: row) }
             }
+        }
+    }
+
+    /// First-order Taylor importance |w · ∂L/∂w| of each of `parameters`, summed over up to `batches`
+    /// training batches (in inference mode, so dropout does not blur the scores).
+    func taylorImportance(of targets: [Parameter], batches: Int) -> [[Float]] {
+        var importance = targets.map { [Float](repeating: 0, count: $0.count) }
+        shuffleGenerator.shuffle(&order)
+        var batchStart = 0, done = 0
+        while batchStart < data.train.rows, done < batches {
+            let count = min(batchSize, data.train.rows - batchStart)
+            loadBatch(from: data.train, positions: batchStart..<(batchStart + count))
+            network.zeroGradients()
+            let output = network.forward(batchInput, isTraining: false)
+            _ = batchClassTargets.withUnsafeBufferPointer { classes in
+                batchValueTargets.withUnsafeBufferPointer { values in
+                    loss.evaluate(predictions: output, classTargets: classes.baseAddress, valueTargets: values.baseAddress, gradient: lossGradient)
+                }
+            }
+            network.backward(lossGradient)
+            for (index, parameter) in targets.enumerated() {
+                let w = parameter.value.pointer, g = parameter.gradient.pointer
+                for i in 0..<parameter.count { importance[index][i] += abs(w[i] * g[i]) }
+            }
+            batchStart += count
+            done += 1
+        }
+        network.zeroGradients()
+        return importance
+    }
+
+    /// Runs up to `batches` training batches forward in inference mode: activation observers watch them.
+    func calibrate(batches: Int) {
+        shuffleGenerator.shuffle(&order)
+        var batchStart = 0, done = 0
+        while batchStart < data.train.rows, done < batches {
+            let count = min(batchSize, data.train.rows - batchStart)
+            loadBatch(from: data.train, positions: batchStart..<(batchStart + count))
+            _ = network.forward(batchInput, isTraining: false)
+            batchStart += count
+            done += 1
+        }
+    }
+
+    /// Holds pruned weights at zero.
+    func applyMasks() {
+        for (parameter, mask) in masks {
+            let w = parameter.value.pointer, m = mask.pointer
+            for i in 0..<parameter.count { w[i] *= m[i] }
+        }
+    }
+
+    private func maskGradients() {
+        for (parameter, mask) in masks {
+            let g = parameter.gradient.pointer, m = mask.pointer
+            for i in 0..<parameter.count { g[i] *= m[i] }
         }
     }
 

@@ -22,7 +22,20 @@ public struct DataFolder: Sendable {
             try? FileManager.default.removeItem(at: datasets.appendingPathComponent(name))
         }
     }
+    /// The model `/model` serves: the last stage of the compression pipeline, or the trained model.
     public func modelFile(jobId: String) -> URL { models.appendingPathComponent("\(jobId).safetensors") }
+    /// One stage of a compressed job (`trained`, `pruned`, `quantized`…).
+    public func modelFile(jobId: String, stage: String) -> URL { models.appendingPathComponent("\(jobId).\(stage).safetensors") }
+    /// `GET /v1/jobs/{id}/report`, written once the pipeline has finished.
+    public func reportFile(jobId: String) -> URL { models.appendingPathComponent("\(jobId).report.json") }
+
+    /// Removes every stored file of a job: its model, its stages and its report.
+    public func removeFiles(ofJob id: String) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: models.path)) ?? []
+        for name in names where name.hasPrefix("\(id).") {
+            try? FileManager.default.removeItem(at: models.appendingPathComponent(name))
+        }
+    }
 
     public func createFolders() throws {
         for folder in [root, datasets, models] {

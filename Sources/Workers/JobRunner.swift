@@ -41,25 +41,57 @@ struct JobRunner: Sendable {
                 return
             }
             let trainer = try Trainer(spec: spec, data: data, transfer: try weightTransfer(for: spec))
+            if let distillation = spec.distillation { try trainer.distill(from: try savedModel(of: distillation.teacherJob, for: "distillation.teacher_job")) }
             let outcome = try trainer.run(observer: observer)
             if outcome.wasStopped {
                 stopped(job, observer: observer, logger: logger)
                 return
             }
-            let modelData = outcome.model.safetensors()
+            var model = outcome.model
+            var modelData: Data
+            var test = outcome.test
+            var stageFields: [String: JSONValue] = [:]
+            if spec.compression.isEmpty {
+                modelData = model.safetensors()
+            } else {
+                let pipeline = CompressionPipeline(spec: spec, data: data, trained: model, epochsDone: outcome.history.count,
+                                                   observer: observer, distillation: trainer.distillation)
+                guard let report = try pipeline.run() else {
+                    stopped(job, observer: observer, logger: logger)
+                    return
+                }
+                // Stages first, the report last: a report on disk always names files that exist.
+                for stage in report.stages {
+                    try DataFolder.writeAtomically(stage.file, to: folder.modelFile(jobId: job.id, stage: stage.name))
+                }
+                try DataFolder.writeAtomically(Data(report.jsonValue.encodedString().utf8), to: folder.reportFile(jobId: job.id))
+                model = pipeline.finalModel
+                let last = report.stages[report.stages.count - 1]
+                modelData = last.file
+                if let trained = report.stages.first {
+                    stageFields["trained_test_accuracy"] = trained.testAccuracy.map { JSONValue($0) } ?? .null
+                    stageFields["trained_model_bytes"] = JSONValue(trained.bytes)
+                }
+                stageFields["stage"] = JSONValue(last.name)
+                stageFields["nonzero"] = JSONValue(last.nonzero)
+                // The served model is the last stage: the result measures that one.
+                if data.test != nil, let loss = last.testLoss { test = Evaluation(loss: loss, accuracy: last.testAccuracy) }
+            }
             try DataFolder.writeAtomically(modelData, to: folder.modelFile(jobId: job.id))
             let last = outcome.history.last
-            let result: JSONValue = [
-                "test_accuracy": outcome.test?.accuracy.map { JSONValue($0) } ?? .null,
-                "test_loss": outcome.test.map { JSONValue($0.loss) } ?? .null,
-                "test_macro_f1": outcome.test?.macroF1.map { JSONValue($0) } ?? .null,
+            var fields: [String: JSONValue] = [
+                "test_accuracy": test?.accuracy.map { JSONValue($0) } ?? .null,
+                "test_loss": test.map { JSONValue($0.loss) } ?? .null,
+                "test_macro_f1": test?.macroF1.map { JSONValue($0) } ?? .null,
                 "val_accuracy": last?.validationAccuracy.map { JSONValue($0) } ?? .null,
                 "val_loss": last?.validationLoss.map { JSONValue($0) } ?? .null,
                 "train_loss": last.map { JSONValue($0.trainLoss) } ?? .null,
-                "parameters": JSONValue(trainer.network.parameterCount),
+                "parameters": JSONValue(model.network.parameterCount),
                 "model_bytes": JSONValue(modelData.count),
                 "seconds": JSONValue(Date().timeIntervalSince(started)),
             ]
+            fields.merge(stageFields) { new, _ in new }
+            let result = JSONValue.object(fields)
             finish(job, .succeeded, code: nil, message: nil, result: result.encodedString(), bestEpoch: outcome.bestEpoch,
                    stoppedEarly: outcome.stoppedEarly)
             logger.info("job succeeded", metadata: ["test_accuracy": "\(outcome.test?.accuracy ?? .nan)"])
@@ -133,12 +165,16 @@ struct JobRunner: Sendable {
     /// The weights of the spec's `init.from_job`, read from that job's saved model.
     private func weightTransfer(for spec: JobSpec) throws -> WeightTransfer? {
         guard let initialization = spec.initialization else { return nil }
-        let file = folder.modelFile(jobId: initialization.fromJob)
-        guard let data = FileManager.default.contents(atPath: file.path) else {
-            throw TrainingError.invalidSpec("init.from_job: the model of \(initialization.fromJob) is gone (was the job deleted?)")
-        }
-        let source = try TrainedModel.load(data)
+        let source = try savedModel(of: initialization.fromJob, for: "init.from_job")
         return WeightTransfer(source: source.network, freeze: initialization.freeze)
+    }
+
+    /// Another job's saved model (a transfer source, a teacher).
+    private func savedModel(of jobId: String, for field: String) throws -> TrainedModel {
+        guard let data = FileManager.default.contents(atPath: folder.modelFile(jobId: jobId).path) else {
+            throw TrainingError.invalidSpec("\(field): the model of \(jobId) is gone (was the job deleted?)")
+        }
+        return try TrainedModel.load(data)
     }
 
     private func loadDataset(_ source: DatasetSource) throws -> TabularDataset {
@@ -185,7 +221,7 @@ private final class Observer: TrainingObserver, @unchecked Sendable {
     init(job: JobRecord, spec: JobSpec, jobs: any JobRepository, events: JobEventHub,
          stopCheck: @escaping @Sendable () -> StopReason?, logger: Logger) {
         self.job = job
-        self.epochs = spec.training.epochs
+        self.epochs = spec.plannedEpochs
         self.jobs = jobs
         self.events = events
         self.stopCheck = stopCheck
@@ -219,7 +255,7 @@ private final class Observer: TrainingObserver, @unchecked Sendable {
             valClassRecall: metrics.validationClassRecall.map { JSONValue.array($0.map { $0.map { JSONValue($0) } ?? .null }).encodedString() },
             valMacroF1: metrics.validationMacroF1)
         do {
-            try jobs.recordEpoch(row, progress: Double(metrics.epoch) / Double(epochs), latest: metrics.latestJSON.encodedString())
+            try jobs.recordEpoch(row, progress: min(1, Double(metrics.epoch) / Double(epochs)), latest: metrics.latestJSON.encodedString())
         } catch {
             logger.error("could not record epoch \(metrics.epoch): \(error)")
         }

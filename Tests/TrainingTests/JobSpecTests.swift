@@ -225,9 +225,9 @@ struct JobSpecTests {
         (minimalSpec(#", "schedule": {"type": "reduce_on_plateau", "per": "step"}"#), "schedule.per", "per epoch"),
         (minimalSpec(#", "schedule": {"type": "cosine", "t_max": 10, "warmup": {"epochs": 0}}"#), "schedule.warmup.epochs", "must"),
         (minimalSpec(#", "early_stopping": {"monitor": "val_loss", "patience": 5, "mode": "lowest"}"#), "early_stopping.mode", "must be one of"),
-        (minimalSpec(#", "compression": [{"type": "prune", "amount": 0.5}]"#), "compression", "not supported yet"),
+        (minimalSpec(#", "compression": [{"type": "prune", "amount": 1.5}]"#), "compression[0].amount", "must be a fraction in [0, 1)"),
         (minimalSpec(#", "augmentation": [{"type": "random_blur"}]"#), "augmentation[0].type", "random_shift"),
-        (minimalSpec(#", "distillation": {"teacher_job": "job_1"}"#), "distillation", "not supported yet"),
+        (minimalSpec(#", "distillation": {"teacher_job": "job_1", "alpha": 2}"#), "distillation.alpha", "must be in [0, 1]"),
         (minimalSpec(#", "init": {"from_job": 7}"#), "init.from_job", "must be a string"),
         (minimalSpec(#", "distributed": {"replicas": 4}"#), "distributed", "not supported yet"),
         (minimalSpec(#", "notify": {"url": "http://x"}"#), "notify", "not supported yet"),
@@ -327,7 +327,7 @@ struct JobSpecTests {
         """)
         let expected: Set<String> = [
             "optimzer", "model.layers[0].units", "model.layers[1].filters", "optimizer.lr", "optimizer.betas",
-            "training.epochs", "training.batch_size", "training.shuffle", "schedule.step_size", "compression", "regularization.l1",
+            "training.epochs", "training.batch_size", "training.shuffle", "schedule.step_size", "compression[0].amount", "regularization.l1",
         ]
         #expect(issues.count == 11, "\(issues)")
         #expect(Set(issues.map(\.path)) == expected)

@@ -8,12 +8,23 @@ public struct SafeTensorsFile: Sendable {
     public struct Entry: Sendable {
         public let name: String
         public let shape: [Int]
+        /// The values of an F32 tensor (empty for U8).
         public let values: [Float]
+        /// The bytes of a U8 tensor (packed integer codes of a quantized weight); nil for F32.
+        public let bytes: [UInt8]?
         public init(name: String, shape: [Int], values: [Float]) {
             self.name = name
             self.shape = shape
             self.values = values
+            self.bytes = nil
         }
+        public init(name: String, shape: [Int], bytes: [UInt8]) {
+            self.name = name
+            self.shape = shape
+            self.values = []
+            self.bytes = bytes
+        }
+        var byteCount: Int { bytes?.count ?? values.count * MemoryLayout<Float>.size }
     }
 
     public var tensors: [Entry]
@@ -32,8 +43,8 @@ public struct SafeTensorsFile: Sendable {
         var header: [String: Any] = [:]
         var offset = 0
         for entry in tensors {
-            let size = entry.values.count * MemoryLayout<Float>.size
-            header[entry.name] = ["dtype": "F32", "shape": entry.shape, "data_offsets": [offset, offset + size]] as [String: Any]
+            let size = entry.byteCount
+            header[entry.name] = ["dtype": entry.bytes == nil ? "F32" : "U8", "shape": entry.shape, "data_offsets": [offset, offset + size]] as [String: Any]
             offset += size
         }
         if !metadata.isEmpty { header["__metadata__"] = metadata }
@@ -43,6 +54,10 @@ public struct SafeTensorsFile: Sendable {
         withUnsafeBytes(of: UInt64(headerData.count).littleEndian) { data.append(contentsOf: $0) }
         data.append(headerData)
         for entry in tensors {
+            if let bytes = entry.bytes {
+                data.append(contentsOf: bytes)
+                continue
+            }
             entry.values.withUnsafeBufferPointer { buffer in
                 if Int(1).littleEndian == 1 {
                     data.append(UnsafeBufferPointer(start: UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: UInt8.self),
@@ -62,7 +77,7 @@ public struct SafeTensorsFile: Sendable {
         }
     }
 
-    /// Parses a file with F32 tensors (the only dtype Descent writes).
+    /// Parses a file with F32 tensors (and U8 ones, which hold a quantized model's packed codes).
     public static func parse(_ data: Data) throws -> SafeTensorsFile {
         guard data.count >= 8 else { throw FormatError.malformed("shorter than its 8-byte header length") }
         let headerLength = data.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
@@ -78,10 +93,15 @@ public struct SafeTensorsFile: Sendable {
             guard let info = value as? [String: Any], let dtype = info["dtype"] as? String,
                   let shape = info["shape"] as? [Int], let offsets = info["data_offsets"] as? [Int], offsets.count == 2
             else { throw FormatError.malformed("tensor \(name) has no dtype/shape/data_offsets") }
-            guard dtype == "F32" else { throw FormatError.malformed("tensor \(name) is \(dtype); only F32 is supported") }
+            guard dtype == "F32" || dtype == "U8" else { throw FormatError.malformed("tensor \(name) is \(dtype); only F32 and U8 are supported") }
             let count = shape.reduce(1, *)
-            guard offsets[0] >= 0, offsets[1] - offsets[0] == count * 4, dataStart + offsets[1] <= data.endIndex else {
+            guard offsets[0] >= 0, offsets[1] - offsets[0] == count * (dtype == "U8" ? 1 : 4), dataStart + offsets[1] <= data.endIndex else {
                 throw FormatError.malformed("tensor \(name) has inconsistent offsets")
+            }
+            if dtype == "U8" {
+                let bytes = [UInt8](data[(dataStart + offsets[0])..<(dataStart + offsets[1])])
+                entries.append((offsets[0], offsets[1], Entry(name: name, shape: shape, bytes: bytes)))
+                continue
             }
             var values = [Float](repeating: 0, count: count)
             values.withUnsafeMutableBytes { destination in
