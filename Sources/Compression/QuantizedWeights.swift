@@ -43,12 +43,6 @@ public struct WeightQuantization: Sendable, Equatable {
         return QuantizedTensor(shape: parameter.shape, bits: bits, parameters: grid, binaryScales: nil,
                                packed: PackedCodes.pack(codes, bits: bits, quantMin: grid.quantMin))
     }
-
-    /// Replaces the weight by its quantized value (what inference computes with).
-    public func roundInPlace(_ parameter: Parameter) {
-        let dequantized = encode(parameter).dequantized()
-        _ = parameter.value.values.update(fromContentsOf: dequantized)
-    }
 }
 
 /// A weight stored as integer codes: packed bytes plus what turns them back into floats.

@@ -348,8 +348,7 @@ public final class CompressionPipeline {
             for quantizer in quantizers.values { quantizer.keepsObserving = false }
             if wasStopped { return }
         }
-        for (_, parameter) in WeightQuantization.quantizableParameters(of: network) { weights.roundInPlace(parameter) }
-        model.quantization = ModelQuantization(weights: weights, activationGrids: quantizers.compactMapValues(\.grid))
+        model.quantization = ModelQuantization.quantizing(network, weights: weights, activationGrids: quantizers.compactMapValues(\.grid))
         stages.append(measure(uniqueName("quantized")))
     }
 

@@ -7,10 +7,26 @@ import NeuralNetwork
 public struct ModelQuantization: Sendable, Equatable {
     public var weights: WeightQuantization
     public var activationGrids: [Int: QuantizationParameters]
+    /// The integer codes of each quantized weight, by tensor name: the file stores exactly these.
+    /// (Re-encoding the rounded floats would observe a slightly different range, so a new grid.)
+    public var codes: [String: QuantizedTensor]
 
-    public init(weights: WeightQuantization, activationGrids: [Int: QuantizationParameters]) {
+    public init(weights: WeightQuantization, activationGrids: [Int: QuantizationParameters], codes: [String: QuantizedTensor] = [:]) {
         self.weights = weights
         self.activationGrids = activationGrids
+        self.codes = codes
+    }
+
+    /// Quantizes every weight of `network` onto its grid in place and keeps the codes.
+    public static func quantizing(_ network: Network, weights: WeightQuantization,
+                                  activationGrids: [Int: QuantizationParameters]) -> ModelQuantization {
+        var codes: [String: QuantizedTensor] = [:]
+        for (name, parameter) in WeightQuantization.quantizableParameters(of: network) {
+            let encoded = weights.encode(parameter)
+            _ = parameter.value.values.update(fromContentsOf: encoded.dequantized())
+            codes[name] = encoded
+        }
+        return ModelQuantization(weights: weights, activationGrids: activationGrids, codes: codes)
     }
 
     func jsonValue(shapes network: Network) -> JSONValue {

@@ -46,7 +46,8 @@ public final class TrainedModel: @unchecked Sendable {
         var tensors: [SafeTensorsFile.Entry] = []
         for (name, parameter) in network.namedParameters {
             if quantized.contains(name), let quantization {
-                tensors += Self.entries(name: name, quantization.weights.encode(parameter))
+                let codes = quantization.codes[name].flatMap { $0.shape == parameter.shape ? $0 : nil } ?? quantization.weights.encode(parameter)
+                tensors += Self.entries(name: name, codes)
             } else {
                 tensors.append(SafeTensorsFile.Entry(name: name, shape: parameter.shape, values: parameter.value.array))
             }
@@ -95,11 +96,12 @@ public final class TrainedModel: @unchecked Sendable {
               spec.inputShape != nil
         else { throw LoadError.invalid(diagnostics.issues.map(\.description).joined(separator: "; ")) }
         let network = Network(spec: spec, seed: 0)
-        let quantization = try metadata["quantization"].map { try ModelQuantization.parse(JSONValue.parse(Data($0.utf8))) }
+        var quantization = try metadata["quantization"].map { try ModelQuantization.parse(JSONValue.parse(Data($0.utf8))) }
         for (name, parameter) in network.namedParameters {
-            if let quantization, let packed = file.tensor(named: "\(name).codes")?.bytes {
-                let values = try Self.dequantize(name: name, packed: packed, shape: parameter.shape, quantization: quantization, file: file)
-                _ = parameter.value.values.update(fromContentsOf: values)
+            if let grid = quantization, let packed = file.tensor(named: "\(name).codes")?.bytes {
+                let codes = try Self.codes(name: name, packed: packed, shape: parameter.shape, quantization: grid, file: file)
+                _ = parameter.value.values.update(fromContentsOf: codes.dequantized())
+                quantization?.codes[name] = codes
                 continue
             }
             guard let entry = file.tensor(named: name), entry.shape == parameter.shape, entry.bytes == nil else {
@@ -146,8 +148,8 @@ public final class TrainedModel: @unchecked Sendable {
         return entries
     }
 
-    private static func dequantize(name: String, packed: [UInt8], shape: [Int], quantization: ModelQuantization,
-                                   file: SafeTensorsFile) throws -> [Float] {
+    private static func codes(name: String, packed: [UInt8], shape: [Int], quantization: ModelQuantization,
+                              file: SafeTensorsFile) throws -> QuantizedTensor {
         let bits = quantization.weights.bits
         let count = shape.reduce(1, *)
         guard packed.count == (count * bits + 7) / 8, let scales = file.tensor(named: "\(name).scale")?.values, !scales.isEmpty else {
@@ -155,7 +157,7 @@ public final class TrainedModel: @unchecked Sendable {
         }
         if bits == 1 {
             guard scales.count == shape[0] else { throw LoadError.invalid("binary tensor \(name) needs one scale per output channel") }
-            return QuantizedTensor(shape: shape, bits: 1, parameters: nil, binaryScales: scales, packed: packed).dequantized()
+            return QuantizedTensor(shape: shape, bits: 1, parameters: nil, binaryScales: scales, packed: packed)
         }
         guard let zeroPoints = file.tensor(named: "\(name).zero_point")?.values, zeroPoints.count == scales.count,
               scales.count == 1 || scales.count == shape[0]
@@ -163,7 +165,7 @@ public final class TrainedModel: @unchecked Sendable {
         let range = QuantizationParameters.range(bits: bits, scheme: quantization.weights.scheme)
         let grid = QuantizationParameters(bits: bits, scheme: quantization.weights.scheme, quantMin: range.min, quantMax: range.max,
                                           scales: scales, zeroPoints: zeroPoints.map { Int32($0) })
-        return QuantizedTensor(shape: shape, bits: bits, parameters: grid, binaryScales: nil, packed: packed).dequantized()
+        return QuantizedTensor(shape: shape, bits: bits, parameters: grid, binaryScales: nil, packed: packed)
     }
 
     private static func float(_ value: JSONValue) -> Float {

@@ -140,3 +140,21 @@ struct SafeTensorsFileTests {
         #expect(throws: Never.self) { try SafeTensorsFile.parse(withHeader(text)) }
     }
 }
+
+@Suite("SafeTensorsFile U8 tensors")
+struct SafeTensorsU8Tests {
+    @Test("U8 tensors (packed quantized codes) round-trip beside F32 ones, with their dtype in the header")
+    func u8RoundTrip() throws {
+        let file = SafeTensorsFile(tensors: [
+            .init(name: "a.codes", shape: [5], bytes: [0, 1, 127, 128, 255]),
+            .init(name: "a.scale", shape: [1], values: [0.25]),
+        ], metadata: ["format": "descent"])
+        let data = file.serialized()
+        let parsed = try SafeTensorsFile.parse(data)
+        #expect(parsed.tensor(named: "a.codes")?.bytes == [0, 1, 127, 128, 255])
+        #expect(parsed.tensor(named: "a.scale")?.values == [0.25])
+        #expect(parsed.tensor(named: "a.scale")?.bytes == nil)
+        let header = String(decoding: data[8...], as: UTF8.self)
+        #expect(header.contains(#""a.codes":{"data_offsets":[0,5],"dtype":"U8","shape":[5]}"#))
+    }
+}
