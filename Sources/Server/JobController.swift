@@ -52,7 +52,7 @@ struct JobController {
         if let key, key.isEmpty || key.count > 255 { throw APIError.badRequest("Idempotency-Key must be 1 to 255 characters") }
         let (job, created) = try jobs.createJob(NewJob(
             name: spec.name, priority: spec.priority, datasetId: spec.dataset.storageIdentifier,
-            spec: spec.jsonValue.encodedString(), epochs: spec.training.epochs, maxAttempts: spec.maxAttempts, idempotencyKey: key))
+            spec: spec.jsonValue.encodedString(), epochs: spec.plannedEpochs, maxAttempts: spec.maxAttempts, idempotencyKey: key))
         if created { pool.jobWasQueued() }
         return jsonResponse(["id": JSONValue(job.id), "status": JSONValue(job.status.rawValue), "links": job.links],
                             status: created ? .created : .ok, headers: [.location: "/v1/jobs/\(job.id)"])
@@ -429,7 +429,8 @@ final class ModelCache: Sendable {
 extension JobRecord {
     var links: JSONValue {
         ["self": JSONValue("/v1/jobs/\(id)"), "metrics": JSONValue("/v1/jobs/\(id)/metrics"), "events": JSONValue("/v1/jobs/\(id)/events"),
-         "cancel": JSONValue("/v1/jobs/\(id)/cancel"), "model": JSONValue("/v1/jobs/\(id)/model"), "predict": JSONValue("/v1/jobs/\(id)/predict")]
+         "cancel": JSONValue("/v1/jobs/\(id)/cancel"), "model": JSONValue("/v1/jobs/\(id)/model"), "predict": JSONValue("/v1/jobs/\(id)/predict"),
+         "report": JSONValue("/v1/jobs/\(id)/report")]
     }
 
     /// `GET /v1/jobs/{id}` (the list leaves out the spec).

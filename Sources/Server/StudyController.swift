@@ -69,7 +69,7 @@ struct StudyController {
             spec.name = name
             planned.append((
                 NewJob(name: name, priority: spec.priority, datasetId: spec.dataset.storageIdentifier,
-                       spec: spec.jsonValue.encodedString(), epochs: spec.training.epochs, maxAttempts: spec.maxAttempts),
+                       spec: spec.jsonValue.encodedString(), epochs: spec.plannedEpochs, maxAttempts: spec.maxAttempts),
                 study.parametersJSON(combination).encodedString()))
         }
         guard problems.isEmpty else { throw APIError.invalid(problems.issues, message: "the study is invalid") }

@@ -22,6 +22,7 @@
     detail: null,        // the selected job as GET /v1/jobs/{id} answered
     epochs: [],          // its metrics rows
     hoverEpoch: null,    // epoch under the pointer in either chart
+    report: null,        // the selected job's compression report, once it has succeeded
     studies: [],
     selectedStudyId: null,
     study: null,         // the selected study as GET /v1/studies/{id} answered
@@ -505,6 +506,11 @@
 
   async function loadDetail(id) {
     const [job, metrics] = await Promise.allSettled([api(jobPath(id)), api(jobPath(id, "/metrics"))]);
+    // A succeeded job's compression report (stages and sensitivity); other jobs have none yet.
+    state.report = null;
+    if (job.status === "fulfilled" && job.value && job.value.status === "succeeded") {
+      try { state.report = await api(jobPath(id, "/report")); } catch (_) { state.report = null; }
+    }
     if (state.selectedId !== id) return; // the selection changed while loading
     if (job.status === "rejected") {
       const error = job.reason;
@@ -588,7 +594,46 @@
     setPre($("detail-result"), result ? prettyJSON(result) : "");
 
     renderEpochTable();
+    renderCompression();
     drawCharts();
+  }
+
+  /** The compression pipeline's stages as a table, and the sensitivity analysis as a chart. */
+  function renderCompression() {
+    const report = state.report;
+    const stages = report && Array.isArray(report.stages) ? report.stages : [];
+    const box = $("detail-compression");
+    box.hidden = stages.length <= 1 && !(report && report.sensitivity);
+    if (box.hidden) return;
+    const first = stages[0] || {};
+    const rows = stages.map((stage) => el("tr", null,
+      el("td", null, String(stage.name)),
+      el("td", { class: "num" }, fmtInt(stage.parameters)),
+      el("td", { class: "num" }, fmtInt(stage.nonzero)),
+      el("td", { class: "num" }, isNum(stage.bytes) ? fmtBytes(stage.bytes) : "—"),
+      el("td", { class: "num" }, isNum(stage.bytes) && isNum(first.bytes) && stage.bytes > 0 ? (first.bytes / stage.bytes).toFixed(2) + "×" : "—"),
+      el("td", { class: "num" }, fmtPct(stage.test_accuracy)),
+      el("td", { class: "num" }, isNum(stage.latency_ms_per_sample) ? (stage.latency_ms_per_sample * 1000).toFixed(1) + " µs" : "—"),
+      el("td", null, el("a", { href: jobPath(String(state.detail.id), "/model?stage=" + encodeURIComponent(stage.name)), download: "" }, "download"))));
+    $("detail-stages").replaceChildren(...rows);
+    const table = report && report.sensitivity && typeof report.sensitivity === "object" ? report.sensitivity : null;
+    $("sensitivity-figure").hidden = !table;
+  }
+
+  function drawSensitivity() {
+    const report = state.report;
+    const table = report && report.sensitivity && typeof report.sensitivity === "object" ? report.sensitivity : null;
+    if (!table || $("detail-compression").hidden) return;
+    const layers = Array.isArray(report.sensitivity_layers) ? report.sensitivity_layers : Object.keys(table).sort();
+    const hasAccuracy = layers.some((layer) => (table[layer] || []).some((p) => isNum(p.val_accuracy)));
+    const key = hasAccuracy ? "val_accuracy" : "val_loss";
+    const series = layers.map((layer, index) => ({
+      label: layer, color: STUDY_COLORS[index % STUDY_COLORS.length], dash: STUDY_DASHES[Math.floor(index / STUDY_COLORS.length) % STUDY_DASHES.length],
+      points: (table[layer] || []).map((p) => ({ x: p.sparsity, y: isNum(p[key]) ? p[key] : null })),
+    }));
+    drawChart($("chart-sensitivity"), series, { percent: hasAccuracy, xMin: 0, xMax: 1, xStep: 0.1, xLabel: "sparsity", hoverX: null,
+                                                empty: "no sensitivity analysis" });
+    $("sensitivity-caption").textContent = "Sensitivity: validation " + (hasAccuracy ? "accuracy" : "loss") + " with one layer pruned";
   }
 
   /**
@@ -667,6 +712,7 @@
       drawChart(c.canvas, c.series, { percent: c.percent, xMax, hoverX: state.hoverEpoch, empty: c.empty });
       c.readout.textContent = readoutText(c.series, c.percent, state.hoverEpoch);
     }
+    drawSensitivity();
   }
 
   function readoutText(series, percent, hoverX) {
@@ -720,7 +766,7 @@
     // Domains. The y axis turns logarithmic when the values span more than ~1.5 decades
     // (a loss that starts at 2 and ends at 0.001 would otherwise be a flat line at the bottom).
     const xsAll = points.map((p) => p.x);
-    let x0 = Math.min(1, ...xsAll), x1 = Math.max(...xsAll, opts.xMax || 0);
+    let x0 = Math.min(opts.xMin ?? 1, ...xsAll), x1 = Math.max(...xsAll, opts.xMax || 0);
     if (x1 <= x0) x1 = x0 + 1;
     const ys = points.map((p) => p.y);
     const minY = Math.min(...ys), maxY = Math.max(...ys);
@@ -781,7 +827,7 @@
     }
 
     // X axis ticks (integer epochs).
-    const xStep = Math.max(1, niceStep((x1 - x0) / Math.max(2, Math.floor(plotW / 60))));
+    const xStep = opts.xStep || Math.max(1, niceStep((x1 - x0) / Math.max(2, Math.floor(plotW / 60))));
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
     const firstTick = Math.ceil(x0 / xStep) * xStep;
@@ -796,7 +842,7 @@
     ctx.fillStyle = "#5b6675";
     ctx.textAlign = "right";
     ctx.textBaseline = "bottom";
-    ctx.fillText("epoch", g.width - g.right, g.height - 1);
+    ctx.fillText(opts.xLabel || "epoch", g.width - g.right, g.height - 1);
 
     // Hover line.
     if (opts.hoverX !== null && opts.hoverX !== undefined && opts.hoverX >= x0 && opts.hoverX <= x1) {
