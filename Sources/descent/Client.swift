@@ -170,13 +170,60 @@ struct Download: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Download a succeeded job's model (.safetensors).")
     @OptionGroup var options: ClientOptions
     @Argument var id: String
-    @Option(name: .shortAndLong, help: "Output file (default: <id>.safetensors).") var output: String?
+    @Option(name: .shortAndLong, help: "Output file (default: <id>.safetensors, or <id>.<stage>.safetensors).") var output: String?
+    @Option(help: "A compression stage (trained, pruned, fine_tuned, quantized…; `descent report ID` lists them).") var stage: String?
 
     func run() async throws {
         let client = try options.client
-        let (data, _) = try await failing { try await client.request("GET", "/v1/jobs/\(id)/model") }
-        let path = output ?? "\(id).safetensors"
+        let query = stage.map { "?stage=\($0.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? $0)" } ?? ""
+        let (data, _) = try await failing { try await client.request("GET", "/v1/jobs/\(id)/model\(query)") }
+        let path = output ?? "\(id)\(stage.map { ".\($0)" } ?? "").safetensors"
         try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         print("wrote \(path) (\(data.count) bytes)")
+    }
+}
+
+struct Report: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a succeeded job's compression stages: size, sparsity, accuracy, latency.")
+    @OptionGroup var options: ClientOptions
+    @Argument var id: String
+    @Flag(help: "Print the report as JSON.") var json = false
+
+    func run() async throws {
+        let client = try options.client
+        let answer = try await failing { try await client.json("GET", "/v1/jobs/\(id)/report") }
+        if json {
+            printJSON(answer)
+            return
+        }
+        let stages = answer["stages"] as? [[String: Any]] ?? []
+        let firstBytes = stages.first?["bytes"] as? Int
+        print("stage".padding(toLength: 12, withPad: " ", startingAt: 0) + "  parameters     nonzero        bytes  smaller  test acc.  µs/sample")
+        for stage in stages {
+            let name = (stage["name"] as? String ?? "").padding(toLength: 12, withPad: " ", startingAt: 0)
+            let bytes = stage["bytes"] as? Int
+            let smaller = bytes.flatMap { b in firstBytes.map { String(format: "%6.2f×", Double($0) / Double(max(b, 1))) } } ?? "      —"
+            let accuracy = (stage["test_accuracy"] as? Double).map { String(format: "%8.2f%%", $0 * 100) } ?? "        —"
+            let latency = (stage["latency_ms_per_sample"] as? Double).map { String(format: "%9.1f", $0 * 1000) } ?? "        —"
+            print("\(name)  \(pad(stage["parameters"]))  \(pad(stage["nonzero"]))  \(pad(bytes, width: 11))  \(smaller)  \(accuracy)  \(latency)")
+        }
+        if let sensitivity = answer["sensitivity"] as? [String: [[String: Any]]] {
+            let layers = answer["sensitivity_layers"] as? [String] ?? sensitivity.keys.sorted()
+            print("\nsensitivity (validation accuracy with one layer pruned):")
+            for layer in layers {
+                let points = (sensitivity[layer] ?? []).map { point in
+                    let sparsity = point["sparsity"] as? Double ?? 0
+                    let accuracy = (point["val_accuracy"] as? Double).map { String(format: "%.3f", $0) }
+                        ?? (point["val_loss"] as? Double).map { String(format: "loss %.4f", $0) } ?? "—"
+                    return String(format: "%.2f→", sparsity) + accuracy
+                }
+                print("  \(layer): \(points.joined(separator: "  "))")
+            }
+        }
+    }
+
+    private func pad(_ value: Any?, width: Int = 10) -> String {
+        let text = (value as? Int).map(String.init) ?? "—"
+        return String(repeating: " ", count: max(0, width - text.count)) + text
     }
 }

@@ -164,6 +164,18 @@ struct CompressionPipelineTests {
         #expect(report.automaticSparsities.contains { $0.sparsity > 0 })
     }
 
+    @Test("examples/digits-compression.json runs its three steps on digits: 80 % sparse, int8, within a point of dense")
+    func compressionExampleRuns() throws {
+        let text = try String(contentsOf: SharedFolder.example("digits-compression.json"), encoding: .utf8)
+        let (report, _, _) = try Self.compress(text)
+        #expect(report.stages.map(\.name) == ["trained", "pruned", "fine_tuned", "quantized"])
+        #expect(report.sensitivity?.count == 3)
+        let dense = try Self.stage(report, "trained"), last = try Self.stage(report, "quantized")
+        #expect(Double(last.nonzero) <= 0.21 * Double(dense.nonzero))
+        #expect(Double(dense.bytes) / Double(last.bytes) >= 3.5)
+        #expect(try #require(last.testAccuracy) >= (try #require(dense.testAccuracy)) - 0.01)
+    }
+
     @Test("the quantized model's weights take at most 2^bits values per channel; binary weights are ±α per row")
     func quantizedWeightsSitOnTheirGrid() throws {
         for (bits, granularity) in [(4, "per_channel"), (1, "per_tensor")] {
