@@ -192,7 +192,8 @@ struct JobController {
         if let data = FileManager.default.contents(atPath: folder.reportFile(jobId: job.id).path) {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
         }
-        // No pipeline: the trained model is the only stage; what the job's result measured stands for it.
+        // A job that finished before reports were written: its trained model is the only stage, and what
+        // the job's result measured stands for it.
         let result = job.result.flatMap { try? JSONValue.parse(Data($0.utf8)) }
         func field(_ key: String) -> JSONValue {
             if case .object(let fields)? = result { return fields[key] ?? .null }
@@ -230,7 +231,8 @@ struct JobController {
                     throw APIError.invalid([SpecIssue(path: "stage", message: "must be one of \(stages.joined(separator: ", ")), got \"\(stage)\"")],
                                            message: "the query is invalid")
                 }
-                file = folder.modelFile(jobId: job.id, stage: stage)
+                // The last stage is the job's model file itself.
+                if stage != stages.last { file = folder.modelFile(jobId: job.id, stage: stage) }
                 suffix = ".\(stage)"
             }
         }

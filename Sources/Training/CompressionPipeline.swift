@@ -12,10 +12,14 @@ public struct CompressionStage: Sendable {
     public var file: Data
     public var parameters: Int
     public var nonzero: Int
-    public var testAccuracy: Double?
-    public var testLoss: Double?
-    public var validationAccuracy: Double?
+    /// The stage on the test set (loss, accuracy, macro F1), when the job has one.
+    public var test: Evaluation?
+    public var validation: Evaluation?
     public var latencyMillisecondsPerSample: Double
+
+    public var testAccuracy: Double? { test?.accuracy }
+    public var testLoss: Double? { test?.loss }
+    public var validationAccuracy: Double? { validation?.accuracy }
 
     public var bytes: Int { file.count }
 
@@ -82,6 +86,10 @@ public final class CompressionPipeline {
     /// Channels each prunable layer had before any channel pruning, for gradual schedules.
     private var originalChannels: [Int: Int] = [:]
     private(set) public var wasStopped = false
+    /// The metrics row of the pipeline's last fine-tuning or QAT epoch, if it trained.
+    private(set) public var lastMetrics: EpochMetrics?
+    /// Whether `sensitivity` describes the current weights (nothing pruned or trained since).
+    private var sensitivityIsCurrent = false
 
     /// - `epochsDone`: training epochs already reported; fine-tuning epochs are numbered after them.
     public init(spec: JobSpec, data: PreparedData, trained model: TrainedModel, epochsDone: Int,
@@ -102,10 +110,13 @@ public final class CompressionPipeline {
             switch step {
             case .prune(let prune):
                 try runPrune(prune)
+                sensitivityIsCurrent = false
             case .sensitivityAnalysis(let sparsities):
                 sensitivity = analyseSensitivity(sparsities: sparsities)
+                sensitivityIsCurrent = true
             case .quantize(let quantize):
                 try runQuantize(quantize)
+                sensitivityIsCurrent = false
             }
             if wasStopped { return nil }
         }
@@ -200,14 +211,20 @@ public final class CompressionPipeline {
 
     /// Per-layer amounts from a sensitivity analysis: each layer gets the largest analysed sparsity
     /// whose own accuracy drop (loss rise, for regression) stays within `maxAccuracyDrop`.
+    /// The drop is measured from the unpruned model (sparsity 0), on the current weights: a table made
+    /// before an earlier prune step, or without sparsity 0, is analysed afresh with its sparsities and 0.
     private func pruneAutomatically(_ prune: PruneSpec, maxAccuracyDrop: Double) throws {
-        let table = sensitivity ?? analyseSensitivity(sparsities: CompressionStep.defaultSparsities)
-        if sensitivity == nil { sensitivity = table }
+        var table = sensitivity ?? []
+        if !sensitivityIsCurrent || !(table.first?.points.contains { $0.sparsity == 0 } ?? false) {
+            let analysed = Set(table.first?.points.map(\.sparsity) ?? CompressionStep.defaultSparsities)
+            table = analyseSensitivity(sparsities: Array(analysed.union([0])))
+            if sensitivity == nil { sensitivity = table }
+        }
         let targets = prunableWeights
         let importance = scores(for: targets.map(\.parameter), method: prune.method, taylorBatches: prune.taylorBatches)
         for (index, (name, parameter)) in targets.enumerated() {
             let layer = Self.layerName(name)
-            guard let points = table.first(where: { $0.layer == layer })?.points, let base = points.min(by: { $0.sparsity < $1.sparsity }) else { continue }
+            guard let points = table.first(where: { $0.layer == layer })?.points, let base = points.first(where: { $0.sparsity == 0 }) else { continue }
             let allowed = points.filter { point in
                 if let accuracy = point.validationAccuracy, let baseAccuracy = base.validationAccuracy {
                     return baseAccuracy - accuracy <= maxAccuracyDrop
@@ -378,6 +395,7 @@ public final class CompressionPipeline {
                 return
             }
             observer?.epochDidFinish(metrics)
+            lastMetrics = metrics
             nextEpoch += 1
         }
     }
@@ -399,8 +417,7 @@ public final class CompressionPipeline {
         let parameters = network.parameters
         let nonzero = parameters.reduce(0) { sum, parameter in sum + parameter.value.values.reduce(0) { $0 + ($1 == 0 ? 0 : 1) } }
         return CompressionStage(name: name, file: model.safetensors(), parameters: network.parameterCount, nonzero: nonzero,
-                                testAccuracy: test?.accuracy, testLoss: test?.loss, validationAccuracy: validation?.accuracy,
-                                latencyMillisecondsPerSample: latency())
+                                test: test, validation: validation, latencyMillisecondsPerSample: latency())
     }
 
     /// Milliseconds per sample of `TrainedModel.predict` on a request of 64 rows (the best of 5, after a warm-up).

@@ -212,12 +212,13 @@ extension CompressionStep {
 extension DistillationSpec {
     static func read(_ root: ObjectReader) -> DistillationSpec? {
         guard let object = root.object("distillation", allowedKeys: ["teacher_job", "temperature", "alpha"]) else { return nil }
+        // Every field is checked before giving up on a missing teacher: all problems in one answer.
+        let temperature = object.double("temperature", default: 4) { $0 > 0 && $0 <= 100 ? nil : "must be in (0, 100]" }
+        let alpha = object.double("alpha", default: 0.7) { (0...1).contains($0) ? nil : "must be in [0, 1]" }
         guard let teacher = object.optionalString("teacher_job") else {
             if !object.has("teacher_job") { object.report("teacher_job", "is required: the id of a succeeded job whose model teaches this one") }
             return nil
         }
-        let temperature = object.double("temperature", default: 4) { $0 > 0 && $0 <= 100 ? nil : "must be in (0, 100]" }
-        let alpha = object.double("alpha", default: 0.7) { (0...1).contains($0) ? nil : "must be in [0, 1]" }
         return DistillationSpec(teacherJob: teacher, temperature: temperature, alpha: alpha)
     }
 

@@ -445,7 +445,7 @@ extension JobSpec {
             case "mse": return .mse
             case "huber": return .huber(delta: 1)
             case "bce_with_logits": return .bceWithLogits
-            case "distillation": root.report("loss", "distillation is set with the top-level \"distillation\" key, which is not supported yet")
+            case "distillation": root.report("loss", "distillation is not a loss here: keep loss \"cross_entropy\" and set the top-level \"distillation\" key ({\"teacher_job\": \"job_…\"})")
             default: root.report("loss", "must be one of \(names.joined(separator: ", ")), got \"\(name)\"")
             }
             return nil

@@ -47,50 +47,44 @@ struct JobRunner: Sendable {
                 stopped(job, observer: observer, logger: logger)
                 return
             }
-            var model = outcome.model
-            var modelData: Data
-            var test = outcome.test
-            var stageFields: [String: JSONValue] = [:]
-            if spec.compression.isEmpty {
-                modelData = model.safetensors()
-            } else {
-                let pipeline = CompressionPipeline(spec: spec, data: data, trained: model, epochsDone: outcome.history.count,
-                                                   observer: observer, distillation: trainer.distillation)
-                guard let report = try pipeline.run() else {
-                    stopped(job, observer: observer, logger: logger)
-                    return
-                }
-                // Stages first, the report last: a report on disk always names files that exist.
-                for stage in report.stages {
-                    try DataFolder.writeAtomically(stage.file, to: folder.modelFile(jobId: job.id, stage: stage.name))
-                }
-                try DataFolder.writeAtomically(Data(report.jsonValue.encodedString().utf8), to: folder.reportFile(jobId: job.id))
-                model = pipeline.finalModel
-                let last = report.stages[report.stages.count - 1]
-                modelData = last.file
-                if let trained = report.stages.first {
-                    stageFields["trained_test_accuracy"] = trained.testAccuracy.map { JSONValue($0) } ?? .null
-                    stageFields["trained_model_bytes"] = JSONValue(trained.bytes)
-                }
-                stageFields["stage"] = JSONValue(last.name)
-                stageFields["nonzero"] = JSONValue(last.nonzero)
-                // The served model is the last stage: the result measures that one.
-                if data.test != nil, let loss = last.testLoss { test = Evaluation(loss: loss, accuracy: last.testAccuracy) }
+            // Every job gets a report: its compression stages, or the one trained (or distilled) model, measured.
+            let pipeline = CompressionPipeline(spec: spec, data: data, trained: outcome.model, epochsDone: outcome.history.count,
+                                               observer: observer, distillation: trainer.distillation)
+            guard let report = try pipeline.run() else {
+                stopped(job, observer: observer, logger: logger)
+                return
             }
-            try DataFolder.writeAtomically(modelData, to: folder.modelFile(jobId: job.id))
-            let last = outcome.history.last
+            let served = report.stages[report.stages.count - 1]
+            // Stage files first, the report last: a report on disk always names files that exist. The
+            // last stage is the model file itself.
+            for stage in report.stages.dropLast() {
+                try DataFolder.writeAtomically(stage.file, to: folder.modelFile(jobId: job.id, stage: stage.name))
+            }
+            try DataFolder.writeAtomically(served.file, to: folder.modelFile(jobId: job.id))
+            try DataFolder.writeAtomically(Data(report.jsonValue.encodedString().utf8), to: folder.reportFile(jobId: job.id))
+            let model = pipeline.finalModel
+            // The result describes the served model: its stage's test and validation numbers.
+            let test = served.test ?? outcome.test
+            let lastTraining = pipeline.lastMetrics ?? outcome.history.last
+            func number(_ value: Double?) -> JSONValue { value.map { JSONValue($0) } ?? .null }
             var fields: [String: JSONValue] = [
-                "test_accuracy": test?.accuracy.map { JSONValue($0) } ?? .null,
-                "test_loss": test.map { JSONValue($0.loss) } ?? .null,
-                "test_macro_f1": test?.macroF1.map { JSONValue($0) } ?? .null,
-                "val_accuracy": last?.validationAccuracy.map { JSONValue($0) } ?? .null,
-                "val_loss": last?.validationLoss.map { JSONValue($0) } ?? .null,
-                "train_loss": last.map { JSONValue($0.trainLoss) } ?? .null,
+                "test_accuracy": number(test?.accuracy),
+                "test_loss": number(test?.loss),
+                "test_macro_f1": number(test?.macroF1),
+                "val_accuracy": number(served.validation?.accuracy ?? lastTraining?.validationAccuracy),
+                "val_loss": number(served.validation?.loss ?? lastTraining?.validationLoss),
+                "train_loss": number(lastTraining?.trainLoss),
                 "parameters": JSONValue(model.network.parameterCount),
-                "model_bytes": JSONValue(modelData.count),
+                "nonzero": JSONValue(served.nonzero),
+                "model_bytes": JSONValue(served.bytes),
+                "latency_ms_per_sample": JSONValue(served.latencyMillisecondsPerSample),
+                "stage": JSONValue(served.name),
                 "seconds": JSONValue(Date().timeIntervalSince(started)),
             ]
-            fields.merge(stageFields) { new, _ in new }
+            if report.stages.count > 1, let trained = report.stages.first {
+                fields["trained_test_accuracy"] = number(trained.testAccuracy)
+                fields["trained_model_bytes"] = JSONValue(trained.bytes)
+            }
             let result = JSONValue.object(fields)
             finish(job, .succeeded, code: nil, message: nil, result: result.encodedString(), bestEpoch: outcome.bestEpoch,
                    stoppedEarly: outcome.stoppedEarly)

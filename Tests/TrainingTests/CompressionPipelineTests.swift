@@ -101,7 +101,21 @@ struct CompressionPipelineTests {
         let shrink = 1 - Double(tuned.bytes) / Double(dense.bytes)
         print("[figures] 50 % channel pruning, digits CNN: \(dense.bytes) B → \(tuned.bytes) B (\(Int(shrink * 100)) % smaller), latency \(dense.latencyMillisecondsPerSample) → \(tuned.latencyMillisecondsPerSample) ms/sample, accuracy \(dense.testAccuracy ?? .nan) → \(tuned.testAccuracy ?? .nan)")
         #expect(shrink >= 0.4)
-        #expect(tuned.latencyMillisecondsPerSample < dense.latencyMillisecondsPerSample)
+        // Tests run in parallel, so the report's single measurement may be disturbed: time both files
+        // again, interleaved, and compare their best runs.
+        let denseModel = try TrainedModel.load(dense.file), tunedModel = try TrainedModel.load(tuned.file)
+        let rows = (0..<64).map { row in (0..<64).map { Double((row * 7 + $0) % 17) } }
+        var best = (dense: Double.infinity, tuned: Double.infinity)
+        for _ in 0..<20 {
+            for (index, candidate) in [denseModel, tunedModel].enumerated() {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = try candidate.predict(rows)
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                if index == 0 { best.dense = min(best.dense, seconds) } else { best.tuned = min(best.tuned, seconds) }
+            }
+        }
+        print("[figures] 50 % channel pruning, predict of 64 rows (best of 20): \(best.dense * 1e3) ms → \(best.tuned * 1e3) ms")
+        #expect(best.tuned < best.dense)
         #expect(tuned.parameters == model.network.parameterCount)
         // The architecture itself is smaller: 16 and 32 filters, 32 units.
         guard case .conv2d(let filters, _, _, _, _, _, _) = model.network.spec.layers[0],
