@@ -109,6 +109,9 @@ public final class Network {
         }
     }
 
+    /// Every layer that draws random numbers (dropout), blocks included, in model order.
+    public var stochasticLayers: [any StochasticLayer] { layers.flatMap(\.stochasticLayers) }
+
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
     /// Multiply–adds ×2 of one forward pass for one sample.

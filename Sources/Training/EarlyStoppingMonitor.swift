@@ -67,6 +67,28 @@ struct EarlyStoppingMonitor {
         return false
     }
 
+    // MARK: Checkpoints
+
+    /// The monitor's counters (the best value as its bit pattern: it starts at ±∞, which JSON cannot hold).
+    struct State: Codable, Equatable {
+        var bestEpoch: Int?
+        var stoppedEarly: Bool
+        var bestBits: UInt64
+        var wait: Int
+    }
+
+    var state: State { State(bestEpoch: bestEpoch, stoppedEarly: stoppedEarly, bestBits: best.bitPattern, wait: wait) }
+    /// The best epoch's weights, when the rule keeps them.
+    var snapshotTensors: [Tensor]? { snapshot }
+
+    mutating func restore(_ state: State, snapshot tensors: [Tensor]?) {
+        bestEpoch = state.bestEpoch
+        stoppedEarly = state.stoppedEarly
+        best = Double(bitPattern: state.bestBits)
+        wait = state.wait
+        snapshot = tensors
+    }
+
     /// At the end of the run: Keras restores only when it stopped; nothing else to do.
     mutating func finish() {}
 

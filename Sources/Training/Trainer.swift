@@ -52,6 +52,13 @@ public protocol TrainingObserver: AnyObject {
     /// Checked between batches: true stops training (cancellation).
     func shouldStop() -> Bool
     func epochDidFinish(_ metrics: EpochMetrics)
+    /// After a training epoch, with the checkpoint of the state it ended in (built only if asked):
+    /// an observer that saves it must save it before it records the epoch. Default: `epochDidFinish(metrics)`.
+    func epochDidFinish(_ metrics: EpochMetrics, checkpoint: () -> Data)
+}
+
+extension TrainingObserver {
+    public func epochDidFinish(_ metrics: EpochMetrics, checkpoint: () -> Data) { epochDidFinish(metrics) }
 }
 
 public enum TrainingError: Error, Equatable, CustomStringConvertible {
@@ -102,23 +109,23 @@ public final class Trainer {
     private var batchClassTargets: [Int32]
     private var batchValueTargets: [Float]
     /// The spec's augmentation of training batches, and mixup's second set of targets and gradient.
-    private let augmenter: Augmenter?
+    let augmenter: Augmenter?
     private var partnerClassTargets: [Int32]
     private var partnerValueTargets: [Float]
     private let partnerGradient: Tensor
     /// Row indices of the epoch, in visiting order; `epochLength` of them are used.
-    private var order: [Int]
+    var order: [Int]
     private var epochLength: Int
     /// Balanced sampling: each class's training rows, and the largest class's count.
     private let rowsByClass: [[Int]]
-    private var shuffleGenerator: SeededGenerator
+    var shuffleGenerator: SeededGenerator
     private let weights: [Parameter]
     /// Samples per step: the spec's batch size, or the whole training set for full-batch methods.
     let batchSize: Int
     /// The learning-rate schedule, stepped per epoch or per batch as the spec says.
-    private var schedule: LearningRateSchedule?
+    var schedule: LearningRateSchedule?
     /// The learning rate of the last optimizer step, for the epoch's metrics row.
-    private var lastLearningRate: Float
+    var lastLearningRate: Float
 
     /// Pruning masks held through fine-tuning: after every update each masked weight is multiplied
     /// by its mask (masks compose by multiplication), and its gradient too, so momentum cannot revive it.
@@ -215,15 +222,32 @@ public final class Trainer {
         }
     }
 
-    public func run(observer: (any TrainingObserver)? = nil) throws -> TrainingOutcome {
+    /// Trains epoch by epoch, from the start or from `checkpoint` (the bytes an observer was handed
+    /// after an epoch of a run of this same spec): the run then goes on as if it had not stopped.
+    public func run(observer: (any TrainingObserver)? = nil, resumingFrom checkpoint: Data? = nil) throws -> TrainingOutcome {
         var history: [EpochMetrics] = []
         var stopped = false
         var monitor = spec.earlyStopping.map { EarlyStoppingMonitor($0, network: network) }
-        for epoch in 1...spec.training.epochs {
+        var firstEpoch = 1
+        var finishedEarly = false
+        if let checkpoint {
+            let resumed = try restore(checkpoint, monitor: &monitor)
+            history = resumed.history
+            firstEpoch = resumed.epoch + 1
+            finishedEarly = resumed.stoppedEarly
+        }
+        var epoch = firstEpoch
+        while epoch <= spec.training.epochs, !finishedEarly {
             guard let metrics = try trainEpoch(epoch, observer: observer) else { stopped = true; break }
             history.append(metrics)
-            observer?.epochDidFinish(metrics)
-            if monitor?.shouldStop(after: metrics) == true { break }
+            // Decided before the checkpoint, so a resumed run knows whether it had already stopped.
+            let stopsEarly = monitor?.shouldStop(after: metrics) == true
+            let finished = epoch
+            observer?.epochDidFinish(metrics) { [monitor] in
+                self.checkpoint(epoch: finished, history: history, monitor: monitor, stoppedEarly: stopsEarly)
+            }
+            if stopsEarly { break }
+            epoch += 1
         }
         monitor?.finish()
         let test = data.test.map { evaluate(on: $0) }

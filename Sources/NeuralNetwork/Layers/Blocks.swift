@@ -73,6 +73,7 @@ public final class Residual: Layer {
     public var parameters: [Parameter] { chain.namedParameters.map(\.parameter) }
     public var namedParameters: [(name: String, parameter: Parameter)] { chain.namedParameters }
     public var buffers: [NamedTensor] { chain.buffers }
+    public var stochasticLayers: [any StochasticLayer] { chain.layers.flatMap(\.layer.stochasticLayers) }
     private var output: Tensor?
     private var inputGradient: Tensor?
 

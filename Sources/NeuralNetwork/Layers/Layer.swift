@@ -15,12 +15,16 @@ public protocol Layer: AnyObject {
     /// (torch's buffer names). Default: none.
     var buffers: [NamedTensor] { get }
     var namedParameters: [(name: String, parameter: Parameter)] { get }
+    /// The layers that draw random numbers, this one or those inside a block, in a fixed order: a
+    /// checkpoint saves their generators. Default: this layer if it is stochastic.
+    var stochasticLayers: [any StochasticLayer] { get }
     func forward(_ input: Tensor, isTraining: Bool) -> Tensor
     func backward(_ outputGradient: Tensor, needsInputGradient: Bool) -> Tensor?
 }
 
 extension Layer {
     public var buffers: [NamedTensor] { [] }
+    public var stochasticLayers: [any StochasticLayer] { (self as? any StochasticLayer).map { [$0] } ?? [] }
     /// Parameters with their names in the saved model, relative to the layer; blocks made of
     /// several layers prefix them (`depthwise.weight`, `bn1.bias`).
     public var namedParameters: [(name: String, parameter: Parameter)] { parameters.map { ($0.name, $0) } }
