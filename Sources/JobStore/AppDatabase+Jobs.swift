@@ -61,11 +61,14 @@ extension AppDatabase: JobRepository {
         }
     }
 
-    public func recordEpoch(_ row: MetricsRow, progress: Double, latest: String) throws {
+    public func recordEpoch(_ row: MetricsRow, progress: Double, latest: String, checkpointEpoch: Int?) throws {
         try writer.write { db in
             try db.execute(
-                sql: "UPDATE jobs SET epoch = ?, progress = ?, latest = ? WHERE id = ? AND status = 'running'",
-                arguments: [row.epoch, progress, latest, row.jobId])
+                sql: """
+                    UPDATE jobs SET epoch = ?, progress = ?, latest = ?, checkpoint_epoch = coalesce(?, checkpoint_epoch)
+                    WHERE id = ? AND status = 'running'
+                    """,
+                arguments: [row.epoch, progress, latest, checkpointEpoch, row.jobId])
             guard db.changesCount == 1 else {
                 throw JobStoreError.wrongState("job \(row.jobId) is not running")
             }
@@ -97,7 +100,7 @@ extension AppDatabase: JobRepository {
                 UPDATE jobs
                 SET status = :status, finished_at = :now, error_code = :errorCode,
                     error_message = :errorMessage, result = :result, best_epoch = :bestEpoch,
-                    stopped_early = :stoppedEarly,
+                    stopped_early = :stoppedEarly, checkpoint_epoch = NULL,
                     progress = CASE WHEN :status = 'succeeded' THEN 1 ELSE progress END
                 WHERE id = :id AND status = 'running'
                 """, arguments: [
@@ -124,6 +127,13 @@ extension AppDatabase: JobRepository {
                 return job
             }
             return try job.updateAndFetch(db)
+        }
+    }
+
+    public func rewindJob(id: String, toEpoch epoch: Int) throws {
+        try writer.write { db in
+            try MetricsRow.filter(Column("job_id") == id && Column("epoch") > epoch).deleteAll(db)
+            try db.execute(sql: "UPDATE jobs SET epoch = ? WHERE id = ? AND status = 'running'", arguments: [epoch, id])
         }
     }
 

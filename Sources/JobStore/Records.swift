@@ -55,6 +55,8 @@ public struct JobRecord: Codable, Sendable, Equatable {
     /// JSON object text `{"<path>": value, …}`: the values the job's spec took from its study's
     /// parameters. Kept when the study is deleted.
     public var studyParameters: String?
+    /// The epoch whose checkpoint file a resumed attempt starts from; nil without one.
+    public var checkpointEpoch: Int?
 
     public init(
         id: String, name: String? = nil, status: JobStatus = .queued, priority: Int = 0,
@@ -64,7 +66,7 @@ public struct JobRecord: Codable, Sendable, Equatable {
         errorCode: String? = nil, errorMessage: String? = nil, result: String? = nil,
         cancelRequested: Bool = false, idempotencyKey: String? = nil,
         createdAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil,
-        studyId: String? = nil, studyParameters: String? = nil
+        studyId: String? = nil, studyParameters: String? = nil, checkpointEpoch: Int? = nil
     ) {
         self.id = id
         self.name = name
@@ -90,6 +92,7 @@ public struct JobRecord: Codable, Sendable, Equatable {
         self.finishedAt = finishedAt
         self.studyId = studyId
         self.studyParameters = studyParameters
+        self.checkpointEpoch = checkpointEpoch
     }
 }
 

@@ -14,8 +14,11 @@ public protocol JobRepository: Sendable {
     /// Safe to call from several threads and processes: a job is handed out once.
     func claimNextJob() throws -> JobRecord?
     /// In one transaction: stores the metrics row of a running job and updates its epoch,
-    /// progress and latest metrics (JSON text).
-    func recordEpoch(_ row: MetricsRow, progress: Double, latest: String) throws
+    /// progress and latest metrics (JSON text), and with `checkpointEpoch` the epoch of the
+    /// checkpoint file written just before (nil leaves the pointer as it is).
+    func recordEpoch(_ row: MetricsRow, progress: Double, latest: String, checkpointEpoch: Int?) throws
+    /// A resumed attempt: drops the metrics rows after `epoch` and sets the job's epoch back to it.
+    func rewindJob(id: String, toEpoch epoch: Int) throws
     /// Ordered by epoch.
     func metrics(jobId: String) throws -> [MetricsRow]
     /// Marks a running job finished (`succeeded`, `failed` or `cancelled`).
@@ -39,6 +42,13 @@ public protocol JobRepository: Sendable {
     func countJobsByStatus() throws -> [JobStatus: Int]
     /// Number of queued or running jobs that use the dataset.
     func activeJobCount(datasetId: String) throws -> Int
+}
+
+extension JobRepository {
+    /// An epoch without a checkpoint (fine-tuning after training).
+    public func recordEpoch(_ row: MetricsRow, progress: Double, latest: String) throws {
+        try recordEpoch(row, progress: progress, latest: latest, checkpointEpoch: nil)
+    }
 }
 
 public protocol DatasetRepository: Sendable {

@@ -11,7 +11,7 @@ import Tensors
 /// early-stopping counters. Restored into a trainer built from the same spec, the run continues
 /// bit for bit as if it had never stopped (first-order optimizers; a second-order method's curvature
 /// history is not saved and starts afresh).
-enum TrainingCheckpoint {
+public enum TrainingCheckpoint {
     static let format = "descent-checkpoint"
 
     struct Resumed {
@@ -26,9 +26,9 @@ enum TrainingCheckpoint {
         var dropout: [SeededGenerator]
     }
 
-    enum LoadError: Error, CustomStringConvertible {
+    public enum LoadError: Error, CustomStringConvertible {
         case invalid(String)
-        var description: String {
+        public var description: String {
             switch self { case .invalid(let message): "cannot resume from the checkpoint: \(message)" }
         }
     }
@@ -77,7 +77,8 @@ extension Trainer {
     /// early-stopping monitor; returns where to go on from.
     func restore(_ data: Data, monitor: inout EarlyStoppingMonitor?) throws -> TrainingCheckpoint.Resumed {
         typealias Failure = TrainingCheckpoint.LoadError
-        let file = try SafeTensorsFile.parse(data)
+        let file: SafeTensorsFile
+        do { file = try SafeTensorsFile.parse(data) } catch { throw Failure.invalid("\(error)") }
         let metadata = file.metadata
         guard metadata["format"] == TrainingCheckpoint.format, metadata["version"] == "1",
               let epoch = metadata["epoch"].flatMap(Int.init)

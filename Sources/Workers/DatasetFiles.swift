@@ -10,6 +10,21 @@ public struct DataFolder: Sendable {
 
     public var datasets: URL { root.appendingPathComponent("datasets", isDirectory: true) }
     public var models: URL { root.appendingPathComponent("models", isDirectory: true) }
+    /// Running jobs' checkpoints, `<job>.epoch-<n>.ckpt`; removed when the job finishes.
+    public var checkpoints: URL { root.appendingPathComponent("checkpoints", isDirectory: true) }
+
+    public func checkpointFile(jobId: String, epoch: Int) -> URL {
+        checkpoints.appendingPathComponent("\(jobId).epoch-\(epoch).ckpt")
+    }
+
+    /// Removes a job's checkpoints, all of them or all but the one of epoch `keeping`.
+    public func removeCheckpoints(ofJob id: String, keeping epoch: Int? = nil) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpoints.path)) ?? []
+        let kept = epoch.map { checkpointFile(jobId: id, epoch: $0).lastPathComponent }
+        for name in names where name.hasPrefix("\(id).") && name != kept {
+            try? FileManager.default.removeItem(at: checkpoints.appendingPathComponent(name))
+        }
+    }
 
     public func datasetFile(_ record: DatasetRecord) -> URL { datasets.appendingPathComponent(record.fileName) }
     /// The labels file of an IDX or NPY dataset whose labels were a second upload.
@@ -38,7 +53,7 @@ public struct DataFolder: Sendable {
     }
 
     public func createFolders() throws {
-        for folder in [root, datasets, models] {
+        for folder in [root, datasets, models, checkpoints] {
             try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         }
     }

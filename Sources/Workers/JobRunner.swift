@@ -35,14 +35,13 @@ struct JobRunner: Sendable {
         let started = Date()
         do {
             let (spec, data) = try prepare(job)
-            let observer = Observer(job: job, spec: spec, jobs: jobs, events: events, stopCheck: stopCheck, logger: logger)
+            let observer = Observer(job: job, spec: spec, jobs: jobs, events: events, folder: folder, stopCheck: stopCheck, logger: logger)
             if spec.task == .gan {
                 try runGAN(job, spec: spec, data: data, observer: observer, started: started, logger: logger)
                 return
             }
-            let trainer = try Trainer(spec: spec, data: data, transfer: try weightTransfer(for: spec))
-            if let distillation = spec.distillation { try trainer.distill(from: try savedModel(of: distillation.teacherJob, for: "distillation.teacher_job")) }
-            let outcome = try trainer.run(observer: observer)
+            let (trainer, outcome) = try train(job, spec: spec, data: data, observer: observer, logger: logger)
+            if let failure = observer.failure { throw failure }
             if outcome.wasStopped {
                 stopped(job, observer: observer, logger: logger)
                 return
@@ -51,6 +50,7 @@ struct JobRunner: Sendable {
             let pipeline = CompressionPipeline(spec: spec, data: data, trained: outcome.model, epochsDone: outcome.history.count,
                                                observer: observer, distillation: trainer.distillation)
             guard let report = try pipeline.run() else {
+                if let failure = observer.failure { throw failure }
                 stopped(job, observer: observer, logger: logger)
                 return
             }
@@ -89,6 +89,13 @@ struct JobRunner: Sendable {
             finish(job, .succeeded, code: nil, message: nil, result: result.encodedString(), bestEpoch: outcome.bestEpoch,
                    stoppedEarly: outcome.stoppedEarly)
             logger.info("job succeeded", metadata: ["test_accuracy": "\(outcome.test?.accuracy ?? .nan)"])
+        } catch let error as StorageFailure {
+            // The disk, not the job: retried (from its checkpoint) while attempts remain.
+            retryOrFail(job, code: "storage_error", message: error.description, logger: logger)
+        } catch let error as CocoaError {
+            retryOrFail(job, code: "storage_error", message: "could not read or write a file: \(error.localizedDescription)", logger: logger)
+        } catch let error as POSIXError {
+            retryOrFail(job, code: "storage_error", message: "could not write a file: \(error.localizedDescription)", logger: logger)
         } catch let error as TrainingError {
             let code = if case .diverged = error { "diverged" } else { "invalid_spec" }
             finish(job, .failed, code: code, message: error.description)
@@ -98,6 +105,52 @@ struct JobRunner: Sendable {
             finish(job, .failed, code: "dataset_error", message: error.description)
         } catch {
             finish(job, .failed, code: "internal_error", message: String(describing: error))
+        }
+    }
+
+    /// Trains from the job's last checkpoint when it has one (a resumed attempt), otherwise from the start.
+    private func train(_ job: JobRecord, spec: JobSpec, data: PreparedData, observer: Observer,
+                       logger: Logger) throws -> (Trainer, TrainingOutcome) {
+        func makeTrainer() throws -> Trainer {
+            let trainer = try Trainer(spec: spec, data: data, transfer: try weightTransfer(for: spec))
+            if let distillation = spec.distillation {
+                try trainer.distill(from: try savedModel(of: distillation.teacherJob, for: "distillation.teacher_job"))
+            }
+            return trainer
+        }
+        if let epoch = job.checkpointEpoch,
+           let checkpoint = FileManager.default.contents(atPath: folder.checkpointFile(jobId: job.id, epoch: epoch).path) {
+            let trainer = try makeTrainer()
+            do {
+                try jobs.rewindJob(id: job.id, toEpoch: epoch)
+                let outcome = try trainer.run(observer: observer, resumingFrom: checkpoint)
+                logger.info("resumed from the checkpoint of epoch \(epoch)")
+                return (trainer, outcome)
+            } catch let error as TrainingCheckpoint.LoadError {
+                // A damaged checkpoint costs the epochs it held, not the job.
+                logger.warning("\(error); training from the start")
+                events.publish(.log(jobId: job.id, message: "\(error); training from the start"))
+            }
+        }
+        try jobs.rewindJob(id: job.id, toEpoch: 0)
+        let trainer = try makeTrainer()
+        return (trainer, try trainer.run(observer: observer))
+    }
+
+    /// A transient failure: back in the queue while attempts remain (the next resumes from the
+    /// checkpoint), otherwise failed with the message.
+    private func retryOrFail(_ job: JobRecord, code: String, message: String, logger: Logger) {
+        guard job.attempt < job.maxAttempts else {
+            finish(job, .failed, code: code, message: "\(message) (attempt \(job.attempt) of \(job.maxAttempts))")
+            return
+        }
+        logger.warning("attempt \(job.attempt) failed: \(message); back in the queue")
+        events.publish(.log(jobId: job.id, message: "attempt \(job.attempt) failed: \(message); retrying"))
+        do {
+            try jobs.requeueJob(id: job.id)
+            events.publish(.status(jobId: job.id, status: .queued))
+        } catch {
+            finish(job, .failed, code: code, message: message)
         }
     }
 
@@ -192,6 +245,8 @@ struct JobRunner: Sendable {
         do {
             try jobs.finishJob(id: job.id, status: status, errorCode: code, errorMessage: message, result: result,
                                bestEpoch: bestEpoch, stoppedEarly: stoppedEarly)
+            // The row no longer points at them: a finished job needs no checkpoint.
+            folder.removeCheckpoints(ofJob: job.id)
         } catch {
             logger.error("could not record the end of job \(job.id): \(error)")
         }
@@ -207,22 +262,27 @@ private final class Observer: TrainingObserver, @unchecked Sendable {
     let epochs: Int
     let jobs: any JobRepository
     let events: JobEventHub
+    let folder: DataFolder
     let stopCheck: @Sendable () -> StopReason?
     let logger: Logger
     private(set) var stopReason: StopReason?
+    /// Set when an epoch could not be saved: the run stops and the job fails or is retried.
+    private(set) var failure: StorageFailure?
     private var lastDatabaseCheck = Date()
 
-    init(job: JobRecord, spec: JobSpec, jobs: any JobRepository, events: JobEventHub,
+    init(job: JobRecord, spec: JobSpec, jobs: any JobRepository, events: JobEventHub, folder: DataFolder,
          stopCheck: @escaping @Sendable () -> StopReason?, logger: Logger) {
         self.job = job
         self.epochs = spec.plannedEpochs
         self.jobs = jobs
         self.events = events
+        self.folder = folder
         self.stopCheck = stopCheck
         self.logger = logger
     }
 
     func shouldStop() -> Bool {
+        if failure != nil { return true }
         if let reason = stopCheck() {
             stopReason = reason
             return true
@@ -240,6 +300,26 @@ private final class Observer: TrainingObserver, @unchecked Sendable {
     }
 
     func epochDidFinish(_ metrics: EpochMetrics) {
+        record(metrics, checkpointEpoch: nil)
+    }
+
+    /// The checkpoint file first (temp file, fsync, rename), then the metrics row and the pointer to
+    /// the file in one transaction, then the older checkpoints go: whatever instant the process dies,
+    /// the row names a complete file and the metrics hold exactly the epochs it contains.
+    func epochDidFinish(_ metrics: EpochMetrics, checkpoint: () -> Data) {
+        do {
+            try DataFolder.writeAtomically(checkpoint(), to: folder.checkpointFile(jobId: job.id, epoch: metrics.epoch))
+        } catch {
+            failure = StorageFailure(message: "could not write the checkpoint of epoch \(metrics.epoch): \(error.localizedDescription)")
+            return
+        }
+        if record(metrics, checkpointEpoch: metrics.epoch) {
+            folder.removeCheckpoints(ofJob: job.id, keeping: metrics.epoch)
+        }
+    }
+
+    @discardableResult
+    private func record(_ metrics: EpochMetrics, checkpointEpoch: Int?) -> Bool {
         let row = MetricsRow(
             jobId: job.id, epoch: metrics.epoch, trainLoss: metrics.trainLoss, trainAccuracy: metrics.trainAccuracy,
             valLoss: metrics.validationLoss, valAccuracy: metrics.validationAccuracy, lr: metrics.learningRate,
@@ -249,12 +329,22 @@ private final class Observer: TrainingObserver, @unchecked Sendable {
             valClassRecall: metrics.validationClassRecall.map { JSONValue.array($0.map { $0.map { JSONValue($0) } ?? .null }).encodedString() },
             valMacroF1: metrics.validationMacroF1)
         do {
-            try jobs.recordEpoch(row, progress: min(1, Double(metrics.epoch) / Double(epochs)), latest: metrics.latestJSON.encodedString())
+            try jobs.recordEpoch(row, progress: min(1, Double(metrics.epoch) / Double(epochs)), latest: metrics.latestJSON.encodedString(),
+                                 checkpointEpoch: checkpointEpoch)
         } catch {
             logger.error("could not record epoch \(metrics.epoch): \(error)")
+            failure = StorageFailure(message: "could not record epoch \(metrics.epoch) in the database: \(error)")
+            return false
         }
         events.publish(.epoch(jobId: job.id, metrics: metrics, epochs: epochs))
+        return true
     }
+}
+
+/// The data folder or the database could not take what a job produced (disk full, unwritable folder).
+struct StorageFailure: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }
 
 extension EpochMetrics {
