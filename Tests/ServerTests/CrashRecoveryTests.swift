@@ -206,4 +206,26 @@ struct CrashRecoveryTests {
             try await expectRecovered(id, on: server, interruptedAt: running["epoch"] as? Int ?? 0)
         }
     }
+
+    @Test("a job whose attempts keep dying ends failed after max_attempts instead of crash-looping the server")
+    func crashLoopEndsInFailure() async throws {
+        try await withServer { server in
+            var spec = try #require(try JSONSerialization.jsonObject(with: Self.spec) as? [String: Any])
+            spec["max_attempts"] = 2
+            let id = try await server.json("POST", "/v1/jobs", body: try JSONSerialization.data(withJSONObject: spec))["id"] as! String
+            for attempt in 1...2 {
+                _ = try await server.waitForJob(id) { $0["attempt"] as? Int == attempt && $0["status"] as? String == "running" }
+                try await server.stop(with: SIGKILL)
+                try await server.start()
+            }
+            let job = try await server.waitForJob(id) { ["succeeded", "failed", "cancelled"].contains($0["status"] as? String ?? "") }
+            #expect(job["status"] as? String == "failed")
+            let error = job["error"] as? [String: Any]
+            #expect(error?["code"] as? String == "too_many_attempts", "\(job)")
+            let message = (error?["message"] as? String) ?? ""
+            #expect(message.contains("max_attempts 2"), "\(message)")
+            // The server is still there and takes new work.
+            #expect(try await server.request("GET", "/healthz").status == 200)
+        }
+    }
 }
