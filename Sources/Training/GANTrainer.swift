@@ -79,15 +79,60 @@ public final class GANTrainer {
         needsTwoSamples = gan.generator.usesBatchStatistics || gan.discriminator.usesBatchStatistics
     }
 
-    public func run(observer: (any TrainingObserver)? = nil) throws -> GANOutcome {
+    /// Trains epoch by epoch, from the start or from `checkpoint` (the bytes an observer was handed
+    /// after an epoch of a run of this same spec), which goes on exactly as the run would have.
+    public func run(observer: (any TrainingObserver)? = nil, resumingFrom checkpoint: Data? = nil) throws -> GANOutcome {
         var history: [EpochMetrics] = []
         var stopped = false
-        for epoch in 1...spec.training.epochs {
+        var epoch = 1
+        if let checkpoint {
+            let reader = try TrainingCheckpoint.Reader(checkpoint)
+            try restore(from: reader)
+            history = try reader.decode([EpochMetrics].self, "history")
+            epoch = reader.epoch + 1
+        }
+        while epoch <= spec.training.epochs {
             guard let metrics = try trainEpoch(epoch, observer: observer) else { stopped = true; break }
             history.append(metrics)
-            observer?.epochDidFinish(metrics)
+            let finished = epoch
+            observer?.epochDidFinish(metrics) { self.checkpoint(epoch: finished, history: history) }
+            epoch += 1
         }
         return GANOutcome(model: makeModel(), history: history, wasStopped: stopped)
+    }
+
+    /// Both networks, both optimizers, the batch order and the shuffle, latent and dropout generators.
+    private func checkpoint(epoch: Int, history: [EpochMetrics]) -> Data {
+        var writer = TrainingCheckpoint.Writer(epoch: epoch, history: history)
+        writer.add(generator, as: "generator")
+        writer.add(discriminator, as: "discriminator")
+        writer.add(generatorOptimizer, as: "generator_optimizer")
+        writer.add(discriminatorOptimizer, as: "discriminator_optimizer")
+        writer.add(order: order, as: "order")
+        writer.set("generators", GANGenerators(shuffle: shuffleGenerator, latent: latentGenerator,
+                                               generatorDropout: generator.stochasticLayers.map(\.generator),
+                                               discriminatorDropout: discriminator.stochasticLayers.map(\.generator)))
+        return writer.data
+    }
+
+    private func restore(from reader: TrainingCheckpoint.Reader) throws {
+        try reader.restore(generator, from: "generator")
+        try reader.restore(discriminator, from: "discriminator")
+        try reader.restore(generatorOptimizer, from: "generator_optimizer")
+        try reader.restore(discriminatorOptimizer, from: "discriminator_optimizer")
+        order = try reader.order("order", count: order.count, rows: data.train.rows)
+        let generators = try reader.decode(GANGenerators.self, "generators")
+        shuffleGenerator = generators.shuffle
+        latentGenerator = generators.latent
+        try generator.restoreGenerators(generators.generatorDropout)
+        try discriminator.restoreGenerators(generators.discriminatorDropout)
+    }
+
+    private struct GANGenerators: Codable {
+        var shuffle: SeededGenerator
+        var latent: SeededGenerator
+        var generatorDropout: [SeededGenerator]
+        var discriminatorDropout: [SeededGenerator]
     }
 
     /// The trained networks with what `/samples` needs: latent size, sample shape, the

@@ -171,8 +171,25 @@ struct JobRunner: Sendable {
 
     /// Trains a GAN job and saves its generator and discriminator in one safetensors file.
     private func runGAN(_ job: JobRecord, spec: JobSpec, data: PreparedData, observer: Observer, started: Date, logger: Logger) throws {
-        let trainer = try GANTrainer(spec: spec, data: data)
-        let outcome = try trainer.run(observer: observer)
+        var trainer = try GANTrainer(spec: spec, data: data)
+        var outcome: GANOutcome
+        if let epoch = job.checkpointEpoch,
+           let checkpoint = FileManager.default.contents(atPath: folder.checkpointFile(jobId: job.id, epoch: epoch).path) {
+            do {
+                try jobs.rewindJob(id: job.id, toEpoch: epoch)
+                outcome = try trainer.run(observer: observer, resumingFrom: checkpoint)
+                logger.info("resumed from the checkpoint of epoch \(epoch)")
+            } catch let error as TrainingCheckpoint.LoadError {
+                logger.warning("\(error); training from the start")
+                try jobs.rewindJob(id: job.id, toEpoch: 0)
+                trainer = try GANTrainer(spec: spec, data: data)
+                outcome = try trainer.run(observer: observer)
+            }
+        } else {
+            try jobs.rewindJob(id: job.id, toEpoch: 0)
+            outcome = try trainer.run(observer: observer)
+        }
+        if let failure = observer.failure { throw failure }
         if outcome.wasStopped {
             stopped(job, observer: observer, logger: logger)
             return

@@ -5,7 +5,7 @@ import Testing
 @testable import Training
 
 /// Keeps every checkpoint it is handed, and stops the run after `stopAfter` epochs (a crash).
-private final class CheckpointRecorder: TrainingObserver {
+final class CheckpointRecorder: TrainingObserver {
     var checkpoints: [Int: Data] = [:]
     var epochs: [Int] = []
     let stopAfter: Int?
@@ -120,5 +120,38 @@ struct CheckpointTests {
         let (otherSpec, otherData) = try prepare(try JobSpec.parse(json(bigger)), on: try digits())
         #expect(throws: (any Error).self) { _ = try Trainer(spec: otherSpec, data: otherData).run(resumingFrom: checkpoint) }
         #expect(throws: (any Error).self) { _ = try Trainer(spec: spec, data: data).run(resumingFrom: checkpoint.prefix(100)) }
+    }
+}
+
+@Suite("GAN checkpoints")
+struct GANCheckpointTests {
+    @Test("a GAN resumed from a mid-run checkpoint ends with both networks bit for bit as an uninterrupted run")
+    func ganResumesExactly() throws {
+        let text = """
+            {"task": "gan", "dataset": {"builtin": "gaussian_mixture", "samples": 512, "noise": 0.05},
+             "model": {"generator": {"latent_dim": 8, "layers": [{"type": "dense", "units": 32, "activation": "relu"},
+                                                                 {"type": "dropout", "rate": 0.1}, {"type": "dense", "units": 2}]},
+                       "discriminator": {"layers": [{"type": "dense", "units": 32, "activation": "leaky_relu"},
+                                                    {"type": "dropout", "rate": 0.2}, {"type": "dense", "units": 1}]}},
+             "training": {"epochs": 5, "batch_size": 64, "seed": 4}}
+            """
+        let spec = try JobSpec.parse(json(text))
+        guard case .builtin(let kind, let options) = spec.dataset else { Issue.record("a built-in dataset"); return }
+        let dataset = kind.generate(options)
+        let resolved = try spec.resolved(for: DatasetSummary(dataset))
+        func makeTrainer() throws -> GANTrainer { try GANTrainer(spec: resolved, data: PreparedData(spec: resolved, dataset: dataset)) }
+        func weights(_ trainer: GANTrainer) -> [UInt32] {
+            (trainer.generator.parameters + trainer.discriminator.parameters).flatMap { $0.value.array.map(\.bitPattern) }
+        }
+        let straight = try makeTrainer()
+        let straightOutcome = try straight.run(observer: CheckpointRecorder())
+        let crashing = CheckpointRecorder(stopAfter: 2)
+        _ = try makeTrainer().run(observer: crashing)
+        let resumed = try makeTrainer()
+        let recorder = CheckpointRecorder()
+        let outcome = try resumed.run(observer: recorder, resumingFrom: try #require(crashing.checkpoints[2]))
+        #expect(recorder.epochs == [3, 4, 5])
+        #expect(outcome.history.map(\.discriminatorLoss) == straightOutcome.history.map(\.discriminatorLoss))
+        #expect(CheckpointTests.firstDifference(weights(resumed), weights(straight)) == nil)
     }
 }
