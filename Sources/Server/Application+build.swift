@@ -21,6 +21,8 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     }
     let events = JobEventHub()
     let metrics = ServerMetrics(jobs: database, events: events)
+    WebhookNotifier(jobs: database, deliveries: database, logger: logger, retryDelays: configuration.webhookRetryDelays)
+        .attach(to: events)
     let pool = WorkerPool(
         configuration: WorkerConfiguration(workerCount: configuration.workerCount, blasThreads: configuration.blasThreads,
                                            dataDirectory: configuration.dataDirectory),

@@ -11,6 +11,8 @@ public struct ServerConfiguration: Sendable {
     /// Nil: `<dataDirectory>/descent.sqlite`. `":memory:"`: an in-memory database (tests).
     public var databasePath: String?
     public var workerCount = 1
+    /// Waits before each retry of a failed webhook delivery (their count is the number of retries).
+    public var webhookRetryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30), .seconds(120)]
     public var blasThreads: Int?
     public var maxUploadBytes = 512 * 1024 * 1024
     /// Largest JSON body (job specs, predictions).

@@ -27,7 +27,7 @@ extension JobSpec {
             "distributed": .null,
             "priority": JSONValue(priority),
             "max_attempts": JSONValue(maxAttempts),
-            "notify": .null,
+            "notify": notify?.jsonValue ?? .null,
         ])
     }
 }

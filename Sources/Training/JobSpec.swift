@@ -36,6 +36,8 @@ public struct JobSpec: Sendable {
     public var compression: [CompressionStep] = []
     /// Learn from a finished job's model as well as from the labels.
     public var distillation: DistillationSpec? = nil
+    /// A webhook for the job's final state.
+    public var notify: NotifySpec? = nil
 }
 
 /// What a job trains: a model of the targets (`supervised`) or a generator of samples like the
@@ -172,7 +174,7 @@ public struct EarlyStopping: Sendable, Equatable {
 }
 
 extension JobSpec {
-    static let topLevelKeys = [
+    public static let topLevelKeys = [
         "name", "task", "dataset", "validation", "test", "preprocessing", "model", "loss", "optimizer", "schedule",
         "training", "regularization", "early_stopping", "augmentation", "compression", "distillation", "init",
         "distributed", "priority", "max_attempts", "notify",
@@ -292,7 +294,7 @@ extension JobSpec {
         if isGAN { root.rejectUnsupported("init", "starting a GAN from another job's weights") }
         else { initialization = InitSpec.read(root) }
         root.rejectUnsupported("distributed", "distributed training")
-        root.rejectUnsupported("notify", "webhooks")
+        let notify = NotifySpec.read(root)
 
         let priority = root.int("priority", default: 0, range: -1000...1000)
         let maxAttempts = root.int("max_attempts", default: 3, range: 1...100)
@@ -303,7 +305,8 @@ extension JobSpec {
             name: name, dataset: dataset, validation: validation, test: test, standardize: standardize, model: model,
             loss: loss, optimizer: optimizer, schedule: schedule, training: training, regularization: regularization,
             priority: priority, maxAttempts: maxAttempts, task: task, gan: gan, initialization: initialization,
-            earlyStopping: earlyStopping, augmentation: augmentation, compression: compression, distillation: distillation)
+            earlyStopping: earlyStopping, augmentation: augmentation, compression: compression, distillation: distillation,
+            notify: notify)
     }
 
     // MARK: GAN jobs

@@ -110,10 +110,10 @@ struct JobSpecRejectionTests {
             let spec = """
                 {"dataset": {"builtin": "moons"},
                  "model": {"layers": [{"type": "dense", "units": 2}]},
-                 "notify": {"url": "http://127.0.0.1:9/hook"}}
+                 "distributed": {"replicas": 2}}
                 """
             let error = try expectError(try await api.post("/v1/jobs", body: spec), .unprocessableContent, code: "invalid")
-            let expected: Set = ["notify"]
+            let expected: Set = ["distributed"]
             #expect(Set(error.paths) == expected, "\(error.allText)")
             for detail in error.details {
                 #expect(detail.message.contains("not supported yet"), "\(detail.path): \(detail.message)")

@@ -46,6 +46,8 @@ struct ServerOptions: Sendable {
     var fileDatabase = false
     var maxUploadBytes: Int?
     var maxJSONBytes: Int?
+    /// Short waits, so webhook retries happen within a test.
+    var webhookRetryDelays: [Duration] = [.milliseconds(50), .milliseconds(100)]
 }
 
 /// Builds the real application (`buildApplication`) on `folder` and runs `test` against it.
@@ -60,6 +62,7 @@ func withServer<T>(
     configuration.logLevel = .error
     if let limit = options.maxUploadBytes { configuration.maxUploadBytes = limit }
     if let limit = options.maxJSONBytes { configuration.maxJSONBytes = limit }
+    configuration.webhookRetryDelays = options.webhookRetryDelays
     let app = try await buildApplication(configuration)
     return try await app.test(setup) { client in try await test(APIClient(client: client, folder: folder)) }
 }

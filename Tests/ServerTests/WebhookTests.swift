@@ -1,0 +1,113 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NeuralNetwork
+import NIOCore
+import Synchronization
+import Testing
+
+/// A webhook receiver on loopback: answers each POST with the next status of `statuses` (200 once
+/// they run out) and keeps what it was sent.
+private final class Receiver: Sendable {
+    struct Delivery: Sendable {
+        var body: [String: Any] { (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:] }
+        let data: Data
+        let event: String?
+        let deliveryId: String?
+    }
+    private let statuses: Mutex<[HTTPResponse.Status]>
+    private let received = Mutex<[Delivery]>([])
+    private let port = Mutex<Int?>(nil)
+
+    init(statuses: [HTTPResponse.Status]) { self.statuses = Mutex(statuses) }
+
+    var deliveries: [Delivery] { received.withLock { $0 } }
+
+    /// Runs the receiver while `body` runs, with its URL.
+    func run(_ body: (String) async throws -> Void) async throws {
+        let router = Router()
+        router.post("hook") { request, context -> Response in
+            let buffer = try await request.body.collect(upTo: 1 << 20)
+            let delivery = Delivery(data: Data(buffer: buffer), event: request.headers[HTTPField.Name("X-Descent-Event")!],
+                                    deliveryId: request.headers[HTTPField.Name("X-Descent-Delivery")!])
+            self.received.withLock { $0.append(delivery) }
+            let status = self.statuses.withLock { $0.isEmpty ? .ok : $0.removeFirst() }
+            return Response(status: status)
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                              onServerRunning: { channel in self.port.withLock { $0 = channel.localAddress?.port } })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.runService() }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while port.withLock({ $0 }) == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            let port = try #require(self.port.withLock { $0 })
+            try await body("http://127.0.0.1:\(port)/hook")
+            group.cancelAll()
+        }
+    }
+
+    func waitFor(_ count: Int, timeout: Duration = .seconds(20)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while deliveries.count < count, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+    }
+}
+
+@Suite("Webhooks")
+struct WebhookTests {
+    static func spec(_ url: String, events: String = #"["succeeded", "failed", "cancelled"]"#) -> JSONValue {
+        try! JSONValue("""
+            {"name": "hooked", "dataset": {"builtin": "moons", "samples": 200},
+             "model": {"layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": 2}]},
+             "training": {"epochs": 2}, "notify": {"url": "\(url)", "events": \(events)}}
+            """)
+    }
+
+    @Test("a succeeded job POSTs its event to the receiver, retried with backoff through two 503s")
+    func succeededJobIsDeliveredWithRetries() async throws {
+        let receiver = Receiver(statuses: [.serviceUnavailable, .serviceUnavailable])
+        try await receiver.run { url in
+            try await withServer(ServerOptions(runsWorkers: true)) { api in
+                let id = try await api.submit(Self.spec(url))
+                #expect(try await api.waitUntilFinished(id)["status"] == "succeeded")
+                try await receiver.waitFor(3)
+                let deliveries = receiver.deliveries
+                #expect(deliveries.count == 3, "two 503s, then the 200")
+                #expect(deliveries.map(\.deliveryId) == ["\(id)/succeeded/1", "\(id)/succeeded/2", "\(id)/succeeded/3"])
+                let body = try #require(deliveries.last?.body)
+                #expect(body["event"] as? String == "succeeded")
+                let job = try #require(body["job"] as? [String: Any])
+                #expect(job["id"] as? String == id && job["status"] as? String == "succeeded" && job["name"] as? String == "hooked")
+                #expect((job["result"] as? [String: Any])?["parameters"] != nil)
+                #expect(deliveries.last?.event == "succeeded")
+                // The spec keeps the webhook as given, defaults filled in.
+                #expect(try await api.job(id)["spec"]?["notify"] == ["url": .string(url), "events": ["succeeded", "failed", "cancelled"]])
+            }
+        }
+    }
+
+    @Test("a queued job cancelled over HTTP notifies too; events not listed do not; a 4xx is not retried")
+    func cancelledJobAndFilteredEvents() async throws {
+        let receiver = Receiver(statuses: [.badRequest])
+        try await receiver.run { url in
+            try await withServer(ServerOptions(runsWorkers: false)) { api in
+                let quiet = try await api.submit(Self.spec(url, events: #"["succeeded"]"#))
+                let loud = try await api.submit(Self.spec(url, events: #"["cancelled"]"#))
+                for id in [quiet, loud] { #expect(try await api.post("/v1/jobs/\(id)/cancel").status == .accepted) }
+                try await receiver.waitFor(1)
+                try await Task.sleep(for: .milliseconds(400))  // time for a retry that must not come
+                let deliveries = receiver.deliveries
+                #expect(deliveries.count == 1, "\(deliveries.map(\.deliveryId))")
+                #expect(deliveries.first?.deliveryId == "\(loud)/cancelled/1")
+            }
+        }
+    }
+
+    @Test("an unreachable receiver costs the job nothing: it succeeds, and the server keeps serving")
+    func unreachableReceiverDoesNotBlock() async throws {
+        try await withServer(ServerOptions(runsWorkers: true)) { api in
+            let id = try await api.submit(Self.spec("http://127.0.0.1:9/hook"))
+            #expect(try await api.waitUntilFinished(id)["status"] == "succeeded")
+            #expect(try await api.get("/healthz").status == .ok)
+        }
+    }
+}
