@@ -39,11 +39,14 @@ struct GANMetricsTests {
     func upgradeKeepsOldRows() throws {
         try withTemporaryDirectory { folder in
             let path = folder.appendingPathComponent("descent.sqlite").path
-            let jobId: String
+            let jobId = "job_before0004"
             do {
                 let old = try AppDatabase.open(path: path, upTo: "0003_dataset_labels.sql")
-                jobId = try old.createJob(makeNewJob(epochs: 2)).job.id
-                _ = try old.claimNextJob()
+                // Raw SQL: today's records have columns (tenant, 0006) that this old schema lacks.
+                try old.execute(sql: """
+                    INSERT INTO jobs (id, dataset_id, spec, epochs, created_at)
+                    VALUES ('\(jobId)', 'builtin:spirals', '{}', 2, '2025-01-01 00:00:00.000')
+                    """)
                 try old.execute(sql: """
                     INSERT INTO metrics (job_id, epoch, train_loss, lr, grad_norm, penalty, sparsity, seconds, samples_per_second)
                     VALUES ('\(jobId)', 1, 0.5, 0.001, 1.0, 0, 0, 0.5, 100)
