@@ -71,7 +71,7 @@ struct JSONBodyLimits: Sendable {
     var maxBytes: Int
     var maxDepth: Int
     var timeout: Duration
-    /// Says which limit `maxBytes` is in a 413 ("a job spec", "the request body").
+    /// Names the body, and the flag of `maxBytes`, in a 413: "the JSON body (--max-spec-bytes)".
     var what = "the request body"
 }
 
