@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        // SHA-256 of access tokens (the store keeps hashes only).
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
@@ -42,7 +44,7 @@ let package = Package(
         ),
         .target(
             name: "JobStore",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Migrations")]
         ),
         .target(
@@ -69,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "descent",
             dependencies: [
-                "Server", "Training", "NeuralNetwork", "Datasets", "Tensors", "Optimizers",
+                "Server", "JobStore", "Training", "NeuralNetwork", "Datasets", "Tensors", "Optimizers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -6,15 +6,17 @@ import GRDB
 // process or another one.
 
 extension AppDatabase: JobRepository {
-    public func createJob(_ new: NewJob) throws -> (job: JobRecord, created: Bool) {
+    public func createJob(_ new: NewJob, activeJobLimit: Int?) throws -> (job: JobRecord, created: Bool) {
         try writer.write { db in
-            // A retried POST finds the first job here (the UNIQUE column is the last line of defense).
+            // A retried POST finds the first job here (the UNIQUE (tenant, key) pair is the last line
+            // of defense), even when the tenant has reached its limit since.
             if let key = new.idempotencyKey,
-               let existing = try JobRecord.fetchOne(db, key: ["idempotency_key": key]) {
+               let existing = try JobRecord.fetchOne(db, key: ["tenant": new.tenant, "idempotency_key": key]) {
                 return (existing, false)
             }
+            if let activeJobLimit { try Self.checkActiveJobLimit(db, tenant: new.tenant, adding: 1, limit: activeJobLimit) }
             let job = JobRecord(
-                id: makeIdentifier(prefix: "job_"), name: new.name, priority: new.priority,
+                id: makeIdentifier(prefix: "job_"), tenant: new.tenant, name: new.name, priority: new.priority,
                 datasetId: new.datasetId, spec: new.spec, maxAttempts: new.maxAttempts,
                 epochs: new.epochs, idempotencyKey: new.idempotencyKey, createdAt: Date()
             )
@@ -22,13 +24,27 @@ extension AppDatabase: JobRepository {
         }
     }
 
+    /// Refuses (`JobStoreError.tooManyActiveJobs`) `adding` jobs that would give the tenant more
+    /// than `limit` queued and running jobs. Called in the inserting write transaction.
+    static func checkActiveJobLimit(_ db: Database, tenant: String, adding: Int, limit: Int) throws {
+        let active = try Int.fetchOne(
+            db, sql: "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND status IN ('queued', 'running')", arguments: [tenant]) ?? 0
+        if active + adding > limit {
+            throw JobStoreError.tooManyActiveJobs(tenant: tenant, active: active, adding: adding, limit: limit)
+        }
+    }
+
     public func job(id: String) throws -> JobRecord? {
         try writer.read { db in try JobRecord.fetchOne(db, key: id) }
     }
 
-    public func listJobs(status: JobStatus?, limit: Int, cursor: String?) throws -> (jobs: [JobRecord], nextCursor: String?) {
+    public func job(id: String, tenant: String) throws -> JobRecord? {
+        try writer.read { db in try JobRecord.filter(key: id).filter(Column("tenant") == tenant).fetchOne(db) }
+    }
+
+    public func listJobs(tenant: String, status: JobStatus?, limit: Int, cursor: String?) throws -> (jobs: [JobRecord], nextCursor: String?) {
         let limit = max(limit, 1)
-        var request = JobRecord.order(Column("created_at").desc, Column("id").desc)
+        var request = JobRecord.filter(Column("tenant") == tenant).order(Column("created_at").desc, Column("id").desc)
         if let status {
             request = request.filter(Column("status") == status.rawValue)
         }
@@ -114,9 +130,9 @@ extension AppDatabase: JobRepository {
         }
     }
 
-    public func requestCancel(id: String) throws -> JobRecord? {
+    public func requestCancel(id: String, tenant: String) throws -> JobRecord? {
         try writer.write { db in
-            guard var job = try JobRecord.fetchOne(db, key: id) else { return nil }
+            guard var job = try JobRecord.filter(key: id).filter(Column("tenant") == tenant).fetchOne(db) else { return nil }
             switch job.status {
             case .queued:
                 job.status = .cancelled
@@ -169,9 +185,9 @@ extension AppDatabase: JobRepository {
         }
     }
 
-    public func deleteJob(id: String) throws -> Bool {
+    public func deleteJob(id: String, tenant: String) throws -> Bool {
         try writer.write { db in
-            guard let job = try JobRecord.fetchOne(db, key: id) else { return false }
+            guard let job = try JobRecord.filter(key: id).filter(Column("tenant") == tenant).fetchOne(db) else { return false }
             guard job.status.isFinished else {
                 throw JobStoreError.wrongState("job \(id) is \(job.status.rawValue)")
             }

@@ -2,16 +2,20 @@ import Foundation
 import GRDB
 
 extension AppDatabase: StudyRepository {
-    public func createStudy(_ study: StudyRecord, jobs: [NewJob], parameters: [String]) throws -> (study: StudyRecord, jobs: [JobRecord]) {
+    public func createStudy(_ study: StudyRecord, jobs: [NewJob], parameters: [String], activeJobLimit: Int?) throws
+        -> (study: StudyRecord, jobs: [JobRecord])
+    {
         precondition(jobs.count == parameters.count, "one parameters object per job")
         // One write transaction: a failing insert (a CHECK, a duplicate id) rolls back the study
         // and every job inserted before it, so no half-created study is ever visible.
         return try writer.write { db in
+            // The study's jobs count against its tenant's limit like jobs submitted one by one.
+            if let activeJobLimit { try Self.checkActiveJobLimit(db, tenant: study.tenant, adding: jobs.count, limit: activeJobLimit) }
             let stored = try study.insertAndFetch(db)
             let now = Date()
             let records = try zip(jobs, parameters).map { new, values in
                 try JobRecord(
-                    id: makeIdentifier(prefix: "job_"), name: new.name, priority: new.priority,
+                    id: makeIdentifier(prefix: "job_"), tenant: stored.tenant, name: new.name, priority: new.priority,
                     datasetId: new.datasetId, spec: new.spec, maxAttempts: new.maxAttempts,
                     epochs: new.epochs, createdAt: now, studyId: stored.id, studyParameters: values
                 ).insertAndFetch(db)
@@ -20,13 +24,13 @@ extension AppDatabase: StudyRepository {
         }
     }
 
-    public func study(id: String) throws -> StudyRecord? {
-        try writer.read { db in try StudyRecord.fetchOne(db, key: id) }
+    public func study(id: String, tenant: String) throws -> StudyRecord? {
+        try writer.read { db in try StudyRecord.filter(key: id).filter(Column("tenant") == tenant).fetchOne(db) }
     }
 
-    public func listStudies() throws -> [StudyRecord] {
+    public func listStudies(tenant: String) throws -> [StudyRecord] {
         try writer.read { db in
-            try StudyRecord.order(Column("created_at").desc, Column("id").desc).fetchAll(db)
+            try StudyRecord.filter(Column("tenant") == tenant).order(Column("created_at").desc, Column("id").desc).fetchAll(db)
         }
     }
 

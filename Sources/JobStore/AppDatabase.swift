@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// The application database: owns the connection and makes sure the schema is migrated.
-/// It is the real `JobRepository`, `DatasetRepository` and `StudyRepository`.
+/// It is the real `JobRepository`, `DatasetRepository`, `StudyRepository` and `TokenRepository`.
 public struct AppDatabase: Sendable {
     /// A `DatabasePool` (WAL: readers never wait for the writer) or, in memory, a `DatabaseQueue`.
     let writer: any DatabaseWriter

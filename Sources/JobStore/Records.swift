@@ -20,6 +20,8 @@ public enum JobStatus: String, Codable, Sendable, CaseIterable {
 
 public struct JobRecord: Codable, Sendable, Equatable {
     public var id: String
+    /// Who owns the job (`Tenant`); requests of other tenants never see it.
+    public var tenant: String
     public var name: String?
     public var status: JobStatus
     public var priority: Int
@@ -59,7 +61,7 @@ public struct JobRecord: Codable, Sendable, Equatable {
     public var checkpointEpoch: Int?
 
     public init(
-        id: String, name: String? = nil, status: JobStatus = .queued, priority: Int = 0,
+        id: String, tenant: String = Tenant.default, name: String? = nil, status: JobStatus = .queued, priority: Int = 0,
         datasetId: String, spec: String, attempt: Int = 0, maxAttempts: Int = 3,
         epoch: Int = 0, epochs: Int, progress: Double = 0, latest: String? = nil,
         bestEpoch: Int? = nil, stoppedEarly: Bool = false,
@@ -69,6 +71,7 @@ public struct JobRecord: Codable, Sendable, Equatable {
         studyId: String? = nil, studyParameters: String? = nil, checkpointEpoch: Int? = nil
     ) {
         self.id = id
+        self.tenant = tenant
         self.name = name
         self.status = status
         self.priority = priority
@@ -98,6 +101,8 @@ public struct JobRecord: Codable, Sendable, Equatable {
 
 /// What a client asks for; the store fills in the id, status and timestamps.
 public struct NewJob: Sendable {
+    /// Who will own the job; an idempotency key is looked up among this tenant's jobs only.
+    public var tenant: String
     public var name: String?
     public var priority: Int
     public var datasetId: String
@@ -108,9 +113,10 @@ public struct NewJob: Sendable {
     public var idempotencyKey: String?
 
     public init(
-        name: String? = nil, priority: Int = 0, datasetId: String, spec: String,
+        tenant: String = Tenant.default, name: String? = nil, priority: Int = 0, datasetId: String, spec: String,
         epochs: Int, maxAttempts: Int = 3, idempotencyKey: String? = nil
     ) {
+        self.tenant = tenant
         self.name = name
         self.priority = priority
         self.datasetId = datasetId
@@ -178,6 +184,8 @@ public struct MetricsRow: Codable, Sendable, Equatable {
 
 public struct DatasetRecord: Codable, Sendable, Equatable {
     public var id: String
+    /// Who owns the dataset (`Tenant`); its name is looked up among this tenant's datasets only.
+    public var tenant: String
     public var name: String
     /// "csv", "idx" or "npy".
     public var format: String
@@ -203,11 +211,12 @@ public struct DatasetRecord: Codable, Sendable, Equatable {
     public static let unlabeledTask = "unlabeled"
 
     public init(
-        id: String, name: String, format: String, rows: Int, features: Int,
+        id: String, tenant: String = Tenant.default, name: String, format: String, rows: Int, features: Int,
         featureNames: [String], target: String?, task: String, classes: [String]?,
         shape: [Int], bytes: Int, fileName: String, createdAt: Date, labelsFileName: String? = nil
     ) {
         self.id = id
+        self.tenant = tenant
         self.name = name
         self.format = format
         self.rows = rows
@@ -229,6 +238,8 @@ public struct DatasetRecord: Codable, Sendable, Equatable {
 public struct StudyRecord: Codable, Sendable, Equatable {
     /// `st_…`.
     public var id: String
+    /// Who owns the study and its jobs (`Tenant`).
+    public var tenant: String
     public var name: String
     /// JSON object text of the request (base spec, search, parameters, objective), defaults filled in.
     public var spec: String
@@ -241,10 +252,11 @@ public struct StudyRecord: Codable, Sendable, Equatable {
     public var createdAt: Date
 
     public init(
-        id: String = makeIdentifier(prefix: "st_"), name: String, spec: String, strategy: String,
+        id: String = makeIdentifier(prefix: "st_"), tenant: String = Tenant.default, name: String, spec: String, strategy: String,
         objectiveMetric: String, objectiveMode: String, createdAt: Date = Date()
     ) {
         self.id = id
+        self.tenant = tenant
         self.name = name
         self.spec = spec
         self.strategy = strategy
@@ -263,12 +275,81 @@ public enum JobStoreError: Error, Equatable {
     case invalidCursor(String)
     /// The Migrations resource folder is missing or empty: a packaging error.
     case migrationsNotFound(String)
+    /// Queuing `adding` more jobs would take the tenant past `limit` queued and running jobs (HTTP 429).
+    case tooManyActiveJobs(tenant: String, active: Int, adding: Int, limit: Int)
+    /// The tenant already keeps `limit` datasets (HTTP 429).
+    case tooManyDatasets(tenant: String, limit: Int)
+    /// Storing `adding` more bytes would take the tenant's datasets past `limit` bytes (HTTP 413).
+    case datasetBytesExceeded(tenant: String, stored: Int, adding: Int, limit: Int)
+    /// Not a tenant name: 1 to 64 letters, digits, `-` and `_`.
+    case invalidTenantName(String)
+}
+
+/// Who owns datasets, jobs and studies. With auth on, a request acts for the tenant of its token;
+/// with auth off, and for everything stored before tenants existed, for `default`.
+public enum Tenant {
+    public static let `default` = "default"
+
+    /// 1 to 64 ASCII letters, digits, `-` and `_` (the schema checks the same).
+    public static func isValidName(_ name: String) -> Bool {
+        (1...64).contains(name.utf8.count) && name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_")
+        }
+    }
+}
+
+/// How much data a tenant may keep: checked in the transaction that stores a dataset or its labels.
+public struct DatasetQuota: Sendable, Equatable {
+    public var maxDatasets: Int
+    /// The stored files of all the tenant's datasets (data and labels), in bytes.
+    public var maxBytes: Int
+
+    public init(maxDatasets: Int, maxBytes: Int) {
+        self.maxDatasets = maxDatasets
+        self.maxBytes = maxBytes
+    }
+}
+
+/// An access token, as stored: its SHA-256, never the token itself (`AccessToken`).
+public struct TokenRecord: Codable, Sendable, Equatable {
+    /// `tok_…`: what `descent token list` shows and `descent token revoke` takes.
+    public var id: String
+    /// The tenant requests with this token act for.
+    public var tenant: String
+    /// Lowercase hex SHA-256 of the token.
+    public var tokenHash: String
+    public var createdAt: Date
+    /// Nil while the token is valid.
+    public var revokedAt: Date?
+
+    public var isRevoked: Bool { revokedAt != nil }
+
+    public init(id: String = makeIdentifier(prefix: "tok_"), tenant: String, tokenHash: String, createdAt: Date = Date(), revokedAt: Date? = nil) {
+        self.id = id
+        self.tenant = tenant
+        self.tokenHash = tokenHash
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
 }
 
 /// `prefix` followed by 20 random lowercase letters and digits, e.g. `job_4k2…`.
 public func makeIdentifier(prefix: String) -> String {
     let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
     return prefix + String((0..<20).map { _ in alphabet.randomElement()! })
+}
+
+/// Whether `text` has the shape `makeIdentifier(prefix:)` gives: the prefix, then 20 lowercase ASCII
+/// letters and digits. Ids from requests are checked with it before any lookup, so no other text
+/// (`..`, slashes, NUL bytes) reaches a query or a file name.
+public func isWellFormedIdentifier(_ text: String, prefix: String) -> Bool {
+    let bytes = Array(text.utf8)
+    let prefixBytes = Array(prefix.utf8)
+    guard bytes.count == prefixBytes.count + 20, bytes.starts(with: prefixBytes) else { return false }
+    return bytes.dropFirst(prefixBytes.count).allSatisfy { byte in
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte)
+    }
 }
 
 // MARK: - GRDB
@@ -293,6 +374,12 @@ extension StudyRecord: FetchableRecord, PersistableRecord {
 
 extension DatasetRecord: FetchableRecord, PersistableRecord {
     public static let databaseTableName = "datasets"
+    public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
+    public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+}
+
+extension TokenRecord: FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "tokens"
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
     public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
 }

@@ -1,14 +1,24 @@
 // The stores the server and the workers depend on. `AppDatabase` is the real implementation.
 // Methods are synchronous: callers are both async handlers and Dispatch worker threads.
+//
+// Tenants: what answers a request takes the request's tenant and sees only that tenant's rows, so
+// another tenant's id reads as unknown. The worker pool is tenant-agnostic: it claims, records and
+// finishes jobs by id, and reads a job's dataset by id (`job(id:)`, `dataset(id:)`).
 
 public protocol JobRepository: Sendable {
-    /// Inserts a queued job. With an idempotency key that already exists, returns the existing
-    /// job and `created == false`.
-    func createJob(_ job: NewJob) throws -> (job: JobRecord, created: Bool)
+    /// Inserts a queued job of `job.tenant`. With an idempotency key that tenant used before,
+    /// returns the existing job and `created == false`. With `activeJobLimit`, refuses
+    /// (`JobStoreError.tooManyActiveJobs`) a job that would give the tenant more queued and
+    /// running jobs than that, in the inserting transaction.
+    func createJob(_ job: NewJob, activeJobLimit: Int?) throws -> (job: JobRecord, created: Bool)
+    /// Any tenant's job: for the worker pool and the server's own bookkeeping, never for answering
+    /// a request (use `job(id:tenant:)`).
     func job(id: String) throws -> JobRecord?
-    /// Newest first. `cursor` is the opaque `nextCursor` of the previous page; `nextCursor` is
-    /// nil at the end. `status` nil lists all jobs.
-    func listJobs(status: JobStatus?, limit: Int, cursor: String?) throws -> (jobs: [JobRecord], nextCursor: String?)
+    /// The job if it belongs to `tenant`, nil otherwise.
+    func job(id: String, tenant: String) throws -> JobRecord?
+    /// The tenant's jobs, newest first. `cursor` is the opaque `nextCursor` of the previous page;
+    /// `nextCursor` is nil at the end. `status` nil lists all of them.
+    func listJobs(tenant: String, status: JobStatus?, limit: Int, cursor: String?) throws -> (jobs: [JobRecord], nextCursor: String?)
     /// In one write transaction: takes the queued job with the highest priority, then the oldest,
     /// marks it running, sets `startedAt`, adds one to `attempt`. Nil when the queue is empty.
     /// Safe to call from several threads and processes: a job is handed out once.
@@ -27,18 +37,18 @@ public protocol JobRepository: Sendable {
         result: String?, bestEpoch: Int?, stoppedEarly: Bool
     ) throws
     /// A queued job is cancelled at once; a running one gets `cancelRequested`; a finished one is
-    /// unchanged. Returns the job after the change, nil if unknown.
-    func requestCancel(id: String) throws -> JobRecord?
+    /// unchanged. Returns the job after the change, nil if the tenant has no such job.
+    func requestCancel(id: String, tenant: String) throws -> JobRecord?
     func isCancelRequested(id: String) throws -> Bool
     /// At start-up: every running job goes back to the queue, except those with a cancel request,
     /// which become cancelled. Returns how many were requeued.
     func requeueInterruptedJobs() throws -> Int
     /// Puts a running job back in the queue (an attempt failed with attempts left).
     func requeueJob(id: String) throws
-    /// Deletes a finished job and its metrics. False if unknown; `JobStoreError.wrongState` if
-    /// the job is not finished.
-    func deleteJob(id: String) throws -> Bool
-    /// Every status, with 0 for those that have no job.
+    /// Deletes a finished job of the tenant and its metrics. False if the tenant has no such job;
+    /// `JobStoreError.wrongState` if the job is not finished.
+    func deleteJob(id: String, tenant: String) throws -> Bool
+    /// Every status, with 0 for those that have no job (all tenants: the server's `/metrics`).
     func countJobsByStatus() throws -> [JobStatus: Int]
     /// Number of queued or running jobs that use the dataset.
     func activeJobCount(datasetId: String) throws -> Int
@@ -49,31 +59,83 @@ extension JobRepository {
     public func recordEpoch(_ row: MetricsRow, progress: Double, latest: String) throws {
         try recordEpoch(row, progress: progress, latest: latest, checkpointEpoch: nil)
     }
+
+    /// Inserts a queued job with no limit on the tenant's queued and running jobs.
+    public func createJob(_ job: NewJob) throws -> (job: JobRecord, created: Bool) {
+        try createJob(job, activeJobLimit: nil)
+    }
 }
 
 public protocol DatasetRepository: Sendable {
-    func insertDataset(_ record: DatasetRecord) throws
+    /// Stores the dataset; with a quota, refuses (`JobStoreError.tooManyDatasets`,
+    /// `.datasetBytesExceeded`) one that would take its tenant past it, in the inserting transaction.
+    func insertDataset(_ record: DatasetRecord, quota: DatasetQuota?) throws
+    /// Any tenant's dataset: for the worker pool, which trains a job on the dataset it was pinned
+    /// to. Never for answering a request (use `dataset(id:tenant:)`).
     func dataset(id: String) throws -> DatasetRecord?
-    /// Newest first.
-    func listDatasets() throws -> [DatasetRecord]
-    /// Deletes the dataset unless a queued or running job uses it (`JobStoreError.datasetInUse`).
-    /// False if unknown.
-    func deleteDataset(id: String) throws -> Bool
+    /// The dataset if it belongs to `tenant`, nil otherwise.
+    func dataset(id: String, tenant: String) throws -> DatasetRecord?
+    /// The tenant's datasets, newest first.
+    func listDatasets(tenant: String) throws -> [DatasetRecord]
+    /// How many datasets the tenant keeps and their stored bytes (data and labels).
+    func datasetUsage(tenant: String) throws -> (count: Int, bytes: Int)
+    /// Deletes the tenant's dataset unless a queued or running job uses it
+    /// (`JobStoreError.datasetInUse`). False if the tenant has no such dataset.
+    func deleteDataset(id: String, tenant: String) throws -> Bool
     /// Gives IDX or NPY data that waits for its labels (`isUnlabeled`) its labels file, task and
-    /// classes, and adds `labelsBytes` to its size, in one transaction. Returns the updated record;
-    /// nil if unknown; `JobStoreError.wrongState` if the dataset is not waiting for labels.
-    func attachLabels(datasetId: String, labelsFileName: String, labelsBytes: Int, task: String, classes: [String]?) throws -> DatasetRecord?
+    /// classes, and adds `labelsBytes` to its size, in one transaction (which also checks the
+    /// byte quota of the dataset's tenant, when given). Returns the updated record; nil if
+    /// unknown; `JobStoreError.wrongState` if the dataset is not waiting for labels.
+    func attachLabels(datasetId: String, labelsFileName: String, labelsBytes: Int, task: String, classes: [String]?,
+                      quota: DatasetQuota?) throws -> DatasetRecord?
+}
+
+extension DatasetRepository {
+    /// Stores the dataset with no quota.
+    public func insertDataset(_ record: DatasetRecord) throws {
+        try insertDataset(record, quota: nil)
+    }
+
+    /// Attaches labels with no quota.
+    public func attachLabels(datasetId: String, labelsFileName: String, labelsBytes: Int, task: String, classes: [String]?) throws -> DatasetRecord? {
+        try attachLabels(datasetId: datasetId, labelsFileName: labelsFileName, labelsBytes: labelsBytes, task: task, classes: classes, quota: nil)
+    }
 }
 
 public protocol StudyRepository: Sendable {
     /// In one write transaction: inserts the study and one queued job per element of `jobs`, the
     /// job at index i recording `parameters[i]` (JSON object text) as its `studyParameters`.
-    /// Either everything is stored or nothing. Jobs' idempotency keys are ignored. Returns the
-    /// stored study and jobs, in the order given.
-    func createStudy(_ study: StudyRecord, jobs: [NewJob], parameters: [String]) throws -> (study: StudyRecord, jobs: [JobRecord])
-    func study(id: String) throws -> StudyRecord?
-    /// Newest first.
-    func listStudies() throws -> [StudyRecord]
+    /// The jobs belong to the study's tenant. With `activeJobLimit`, refuses
+    /// (`JobStoreError.tooManyActiveJobs`) a study whose jobs would give the tenant more queued
+    /// and running jobs than that. Either everything is stored or nothing. Jobs' idempotency keys
+    /// are ignored. Returns the stored study and jobs, in the order given.
+    func createStudy(_ study: StudyRecord, jobs: [NewJob], parameters: [String], activeJobLimit: Int?) throws
+        -> (study: StudyRecord, jobs: [JobRecord])
+    /// The study if it belongs to `tenant`, nil otherwise.
+    func study(id: String, tenant: String) throws -> StudyRecord?
+    /// The tenant's studies, newest first.
+    func listStudies(tenant: String) throws -> [StudyRecord]
     /// The study's jobs that still exist, in the order `createStudy` was given them.
     func jobs(studyId: String) throws -> [JobRecord]
+}
+
+extension StudyRepository {
+    /// Stores a study with no limit on its tenant's queued and running jobs.
+    public func createStudy(_ study: StudyRecord, jobs: [NewJob], parameters: [String]) throws -> (study: StudyRecord, jobs: [JobRecord]) {
+        try createStudy(study, jobs: jobs, parameters: parameters, activeJobLimit: nil)
+    }
+}
+
+/// Access tokens, for `descent token …` and for authenticating requests.
+public protocol TokenRepository: Sendable {
+    /// Makes a new random token for `tenant` and stores its hash. The token is returned this once
+    /// and stored nowhere. `JobStoreError.invalidTenantName` for a name `Tenant.isValidName` refuses.
+    func createToken(tenant: String) throws -> (record: TokenRecord, token: String)
+    /// The tenant of a valid token; nil for an unknown or revoked one.
+    func tenant(authenticatedBy token: String) throws -> String?
+    /// Oldest first, revoked ones included.
+    func listTokens() throws -> [TokenRecord]
+    /// Revokes the token from now on (revoking it again keeps the first time). Returns the token
+    /// after the change; nil if unknown.
+    func revokeToken(id: String) throws -> TokenRecord?
 }

@@ -8,6 +8,8 @@ struct APIError: HTTPResponseError {
     let code: String
     let message: String
     var details: [SpecIssue] = []
+    /// Extra headers, e.g. `WWW-Authenticate` on a 401.
+    var headers: HTTPFields = [:]
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
         // `details` is always there (empty but for 422s), as API.md's envelope shows it.
@@ -15,7 +17,17 @@ struct APIError: HTTPResponseError {
             "code": JSONValue(code), "message": JSONValue(message),
             "details": .array(details.map { ["path": JSONValue($0.path), "message": JSONValue($0.message)] }),
         ]
-        return jsonResponse(["error": error], status: status)
+        return jsonResponse(["error": error], status: status, headers: headers)
+    }
+
+    /// 401 with `WWW-Authenticate: Bearer` (RFC 6750; `error="invalid_token"` when a token was sent).
+    static func unauthorized(_ message: String, invalidToken: Bool = false) -> APIError {
+        let challenge = invalidToken ? #"Bearer realm="descent", error="invalid_token""# : #"Bearer realm="descent""#
+        return APIError(status: .unauthorized, code: "unauthorized", message: message, headers: [.wwwAuthenticate: challenge])
+    }
+    /// 429: a per-tenant limit; the message names it and its flag.
+    static func tooManyRequests(code: String, _ message: String) -> APIError {
+        APIError(status: .tooManyRequests, code: code, message: message)
     }
 
     static func badRequest(_ message: String, code: String = "bad_request") -> APIError {
@@ -27,8 +39,8 @@ struct APIError: HTTPResponseError {
     static func conflict(_ message: String) -> APIError {
         APIError(status: .conflict, code: "wrong_state", message: message)
     }
-    static func tooLarge(limit: Int) -> APIError {
-        APIError(status: .contentTooLarge, code: "body_too_large", message: "the request body exceeds the limit of \(limit) bytes")
+    static func tooLarge(limit: Int, what: String = "the request body") -> APIError {
+        APIError(status: .contentTooLarge, code: "body_too_large", message: "\(what) exceeds the limit of \(limit) bytes")
     }
     static func unsupportedMediaType(_ given: String, expected: String) -> APIError {
         APIError(status: .unsupportedMediaType, code: "unsupported_media_type", message: "content-type \(given) is not accepted here; send \(expected)")
@@ -54,31 +66,91 @@ extension Date {
     var rfc3339: String { formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted)) }
 }
 
+/// What a JSON body may be: how big, how deeply nested, how long it may take to arrive.
+struct JSONBodyLimits: Sendable {
+    var maxBytes: Int
+    var maxDepth: Int
+    var timeout: Duration
+    /// Names the body, and the flag of `maxBytes`, in a 413: "the JSON body (--max-spec-bytes)".
+    var what = "the request body"
+}
+
 extension Request {
-    /// The whole body, refusing more than `limit` bytes with a 413.
-    func collectBody(limit: Int) async throws -> ByteBuffer {
-        var buffer = ByteBuffer()
-        for try await part in body {
-            if buffer.readableBytes + part.readableBytes > limit { throw APIError.tooLarge(limit: limit) }
-            var part = part
-            buffer.writeBuffer(&part)
+    /// The whole body, refusing more than `limit` bytes with a 413, and a body that has not arrived
+    /// whole within `timeout` with a 408 (a stalled client cannot hold a handler forever).
+    func collectBody(limit: Int, what: String = "the request body", timeout: Duration = .seconds(60)) async throws -> ByteBuffer {
+        let body = self.body
+        return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask {
+                var buffer = ByteBuffer()
+                for try await part in body {
+                    if buffer.readableBytes + part.readableBytes > limit { throw APIError.tooLarge(limit: limit, what: what) }
+                    var part = part
+                    buffer.writeBuffer(&part)
+                }
+                return buffer
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let buffer = first else {
+                throw APIError(status: .requestTimeout, code: "request_timeout",
+                               message: "the request body did not arrive within \(timeout.components.seconds) seconds")
+            }
+            return buffer
         }
-        return buffer
     }
 
-    /// Parses a JSON body; 415 for another declared media type, 400 for an empty or malformed body.
-    func decodeJSONBody(limit: Int) async throws -> JSONValue {
+    /// Parses a JSON body; 415 for another declared media type, 400 for an empty or malformed body,
+    /// 413 above `limits.maxBytes`, 422 nested deeper than `limits.maxDepth`.
+    func decodeJSONBody(_ limits: JSONBodyLimits) async throws -> JSONValue {
         // curl -d sends application/x-www-form-urlencoded unless told otherwise; the body is JSON all the same.
         if let type = headers[.contentType]?.lowercased(),
            !type.hasPrefix("application/json"), !type.hasPrefix("application/x-www-form-urlencoded") {
             throw APIError.unsupportedMediaType(type, expected: "application/json")
         }
-        let buffer = try await collectBody(limit: limit)
+        let buffer = try await collectBody(limit: limits.maxBytes, what: limits.what, timeout: limits.timeout)
         guard buffer.readableBytes > 0 else { throw APIError.badRequest("the request body is empty; send a JSON object", code: "empty_body") }
+        // Before parsing: the parser and the checkers recurse, so depth is bounded first.
+        if JSONNesting.exceeds(limits.maxDepth, in: buffer.readableBytesView) {
+            throw APIError(status: .unprocessableContent, code: "too_deep",
+                           message: "the JSON body nests arrays and objects deeper than the limit of \(limits.maxDepth) levels",
+                           details: [SpecIssue(path: "body", message: "nests arrays and objects deeper than the limit of \(limits.maxDepth) levels")])
+        }
         do { return try JSONValue.parse(Data(buffer.readableBytesView)) } catch let issue as SpecIssue {
             // Well-formed JSON with a key given twice is a 422 naming the key; anything else is malformed (400).
             if !issue.path.isEmpty { throw APIError.invalid([issue]) }
             throw APIError.badRequest(issue.message, code: "malformed_json")
         }
+    }
+}
+
+/// How deeply arrays and objects nest in JSON text, found by a byte-level walk (strings and their
+/// escapes skipped) that needs no parse, so text nested too deep is refused before a parser recurses.
+enum JSONNesting {
+    /// Whether some array or object lies deeper than `limit` levels (the outermost is level 1).
+    static func exceeds(_ limit: Int, in bytes: some Collection<UInt8>) -> Bool {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped { escaped = false }
+                else if byte == UInt8(ascii: "\\") { escaped = true }
+                else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > limit { return true }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return false
     }
 }

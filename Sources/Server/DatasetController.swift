@@ -12,9 +12,11 @@ struct DatasetController {
     let datasets: any DatasetRepository
     let folder: DataFolder
     let maxUploadBytes: Int
+    /// How many datasets, and how many stored bytes, each tenant may keep.
+    let quota: DatasetQuota
     let logger: Logger
 
-    func addRoutes(to group: RouterGroup<some RequestContext>) {
+    func addRoutes(to group: RouterGroup<AppRequestContext>) {
         group.post(use: upload)
         group.get(use: list)
         group.get(":id", use: show)
@@ -39,11 +41,14 @@ struct DatasetController {
         case labels(DatasetTargets)
     }
 
-    @Sendable func upload(_ request: Request, context: some RequestContext) async throws -> Response {
+    @Sendable func upload(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let tenant = try context.tenant()
         let query = request.uri.queryParameters
         var issues: [SpecIssue] = []
         let name = query["name"].map(String.init) ?? "dataset"
         if name.isEmpty || name.count > 200 { issues.append(SpecIssue(path: "name", message: "must be 1 to 200 characters")) }
+        // Names are never file names (files are named by id), but a name must be safe to show and to save under.
+        else if let problem = Self.nameProblem(name) { issues.append(SpecIssue(path: "name", message: problem)) }
         let formatName = query["format"].map(String.init) ?? "csv"
         let arrayFormat = ArrayFormat(rawValue: formatName)
         if formatName != "csv" && arrayFormat == nil {
@@ -87,11 +92,20 @@ struct DatasetController {
         case let format?:
             if let labelsOf {
                 // Checked again when the labels are attached, in the same transaction as the update.
-                kind = .labels(format, of: try labelsTarget(labelsOf), task: task)
+                kind = .labels(format, of: try labelsTarget(labelsOf, tenant: tenant), task: task)
             } else {
                 kind = target == "last" ? .npyTable(task: task) : .samples(format)
             }
         }
+
+        // The tenant's quota, before reading the body: a tenant at its limit is refused at once, and
+        // the body may be no bigger than what is left of its bytes. Checked again when the row is stored.
+        let usage = try datasets.datasetUsage(tenant: tenant)
+        let addsDataset = if case .labels = kind { false } else { true }
+        if addsDataset, usage.count >= quota.maxDatasets {
+            throw APIError.limit(JobStoreError.tooManyDatasets(tenant: tenant, limit: quota.maxDatasets))!
+        }
+        let bytesLeft = max(0, quota.maxBytes - usage.bytes)
 
         // Stream the body to a temporary file in the datasets folder; it only gets its final
         // name (and a row in the store) once it has been parsed and checked.
@@ -99,7 +113,7 @@ struct DatasetController {
         let temporary = folder.datasets.appendingPathComponent(".\(uploadId).upload")
         let bytes: Int
         do {
-            bytes = try await stream(request.body, to: temporary)
+            bytes = try await stream(request.body, to: temporary, tenant: tenant, stored: usage.bytes, bytesLeft: bytesLeft)
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             throw error
@@ -128,18 +142,18 @@ struct DatasetController {
         switch (kind, parsed) {
         case (.csv(let target, _), .table(let dataset)):
             record = DatasetRecord(
-                id: uploadId, name: name, format: "csv", rows: dataset.rows, features: dataset.featureCount,
+                id: uploadId, tenant: tenant, name: name, format: "csv", rows: dataset.rows, features: dataset.featureCount,
                 featureNames: dataset.featureNames, target: target ?? dataset.targetName, task: dataset.task.rawValue,
                 classes: dataset.classes, shape: dataset.sampleShape, bytes: bytes, fileName: "\(uploadId).csv", createdAt: Date())
         case (.npyTable, .table(let dataset)):
             record = DatasetRecord(
-                id: uploadId, name: name, format: "npy", rows: dataset.rows, features: dataset.featureCount,
+                id: uploadId, tenant: tenant, name: name, format: "npy", rows: dataset.rows, features: dataset.featureCount,
                 featureNames: dataset.featureNames, target: "last", task: dataset.task.rawValue, classes: dataset.classes,
                 shape: dataset.sampleShape, bytes: bytes,
                 fileName: ArrayFormat.storedFileName(uploadId, format: .npy, compressed: compressed), createdAt: Date())
         case (.samples(let format), .samples(let samples)):
             record = DatasetRecord(
-                id: uploadId, name: name, format: format.rawValue, rows: samples.rows, features: samples.featureCount,
+                id: uploadId, tenant: tenant, name: name, format: format.rawValue, rows: samples.rows, features: samples.featureCount,
                 featureNames: samples.featureNames, target: nil, task: DatasetRecord.unlabeledTask, classes: nil,
                 shape: samples.sampleShape, bytes: bytes,
                 fileName: ArrayFormat.storedFileName(uploadId, format: format, compressed: compressed), createdAt: Date())
@@ -150,22 +164,33 @@ struct DatasetController {
         let fileName = record.fileName
         do {
             try FileManager.default.moveItem(at: temporary, to: folder.datasets.appendingPathComponent(fileName))
-            try datasets.insertDataset(record)
+            try datasets.insertDataset(record, quota: quota)
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             try? FileManager.default.removeItem(at: folder.datasets.appendingPathComponent(fileName))
-            throw error
+            throw APIError.limit(error) ?? error
         }
         logger.info("dataset uploaded", metadata: ["dataset": "\(uploadId)", "format": "\(record.format)", "rows": "\(record.rows)", "bytes": "\(bytes)"])
         // Answer with the row as stored (the store keeps created_at to the millisecond), so this answer
         // and a later GET /v1/datasets/{id} agree.
-        let stored = (try? datasets.dataset(id: uploadId)) ?? record
+        let stored = (try? datasets.dataset(id: uploadId, tenant: tenant)) ?? record
         return jsonResponse(stored.json, status: .created, headers: [.location: "/v1/datasets/\(uploadId)"])
     }
 
-    /// The dataset a labels upload names: it must exist, be IDX or NPY data and still wait for labels.
-    private func labelsTarget(_ id: String) throws -> DatasetRecord {
-        guard let record = try datasets.dataset(id: id) else {
+    /// What is wrong with a dataset name, if anything: control characters (NUL included), path
+    /// separators, or a name that is only dots.
+    static func nameProblem(_ name: String) -> String? {
+        if name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control || $0.properties.generalCategory == .format }) {
+            return "must not contain control characters"
+        }
+        if name.contains("/") || name.contains("\\") { return "must not contain / or \\" }
+        if name.allSatisfy({ $0 == "." }) { return "must not be . or .." }
+        return nil
+    }
+
+    /// The dataset a labels upload names: it must be the tenant's, be IDX or NPY data and still wait for labels.
+    private func labelsTarget(_ id: String, tenant: String) throws -> DatasetRecord {
+        guard ResourceKind.dataset.isWellFormed(id), let record = try datasets.dataset(id: id, tenant: tenant) else {
             throw APIError.invalid([SpecIssue(path: "labels_of", message: "no dataset with id \(id); upload the images (format=idx) or features (format=npy) first")],
                                    message: "the upload's query is invalid")
         }
@@ -201,14 +226,14 @@ struct DatasetController {
         do {
             try FileManager.default.moveItem(at: temporary, to: labelsFile)
             updated = try datasets.attachLabels(datasetId: images.id, labelsFileName: labelsFile.lastPathComponent, labelsBytes: bytes,
-                                                task: targets.task.rawValue, classes: targets.classes)
+                                                task: targets.task.rawValue, classes: targets.classes, quota: quota)
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             try? FileManager.default.removeItem(at: labelsFile)
-            if case JobStoreError.wrongState = error, let current = try? datasets.dataset(id: images.id) {
+            if case JobStoreError.wrongState = error, let current = try? datasets.dataset(id: images.id, tenant: images.tenant) {
                 throw APIError.conflict(Self.alreadyLabeled(current))
             }
-            throw error
+            throw APIError.limit(error) ?? error
         }
         guard let updated else {
             try? FileManager.default.removeItem(at: labelsFile)
@@ -219,8 +244,9 @@ struct DatasetController {
         return jsonResponse(updated.json)
     }
 
-    /// Writes the body to `url`, refusing more than `maxUploadBytes` (413) without buffering it.
-    private func stream(_ body: RequestBody, to url: URL) async throws -> Int {
+    /// Writes the body to `url`, refusing more than `maxUploadBytes`, or than the tenant's
+    /// `bytesLeft` (413 naming that limit), without buffering it.
+    private func stream(_ body: RequestBody, to url: URL, tenant: String, stored: Int, bytesLeft: Int) async throws -> Int {
         guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
             throw APIError(status: .internalServerError, code: "storage_error", message: "cannot write to the data folder")
         }
@@ -229,7 +255,10 @@ struct DatasetController {
         var total = 0
         for try await part in body {
             total += part.readableBytes
-            if total > maxUploadBytes { throw APIError.tooLarge(limit: maxUploadBytes) }
+            if total > maxUploadBytes { throw APIError.tooLarge(limit: maxUploadBytes, what: "the upload (--max-upload-bytes)") }
+            if total > bytesLeft {
+                throw APIError.limit(JobStoreError.datasetBytesExceeded(tenant: tenant, stored: stored, adding: total, limit: quota.maxBytes))!
+            }
             try handle.write(contentsOf: part.readableBytesView)
         }
         try handle.synchronize()
@@ -263,20 +292,20 @@ struct DatasetController {
         }
     }
 
-    @Sendable func list(_ request: Request, context: some RequestContext) async throws -> Response {
-        jsonResponse(["datasets": .array(try datasets.listDatasets().map(\.json))])
+    @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
+        jsonResponse(["datasets": .array(try datasets.listDatasets(tenant: try context.tenant()).map(\.json))])
     }
 
-    @Sendable func show(_ request: Request, context: some RequestContext) async throws -> Response {
-        let id = try context.parameters.require("id")
-        guard let record = try datasets.dataset(id: id) else { throw APIError.notFound("dataset", id) }
+    @Sendable func show(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let id = try context.requireID(.dataset)
+        guard let record = try datasets.dataset(id: id, tenant: try context.tenant()) else { throw APIError.notFound("dataset", id) }
         return jsonResponse(record.json)
     }
 
-    @Sendable func delete(_ request: Request, context: some RequestContext) async throws -> Response {
-        let id = try context.parameters.require("id")
+    @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let id = try context.requireID(.dataset)
         do {
-            guard try datasets.deleteDataset(id: id) else { throw APIError.notFound("dataset", id) }
+            guard try datasets.deleteDataset(id: id, tenant: try context.tenant()) else { throw APIError.notFound("dataset", id) }
         } catch JobStoreError.datasetInUse {
             throw APIError.conflict("dataset \(id) is used by a queued or running job")
         }

@@ -11,7 +11,7 @@ import Training
 extension JobController {
     static let maxSamples = 1024
 
-    @Sendable func samples(_ request: Request, context: some RequestContext) async throws -> Response {
+    @Sendable func samples(_ request: Request, context: AppRequestContext) async throws -> Response {
         let job = try requireJob(context)
         guard job.isGAN else {
             throw APIError.conflict("job \(job.id) is a supervised job; /samples draws from the generator of a GAN job (\"task\": \"gan\"). Use POST /v1/jobs/\(job.id)/predict")

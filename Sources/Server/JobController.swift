@@ -16,11 +16,15 @@ struct JobController {
     let folder: DataFolder
     let pool: WorkerPool
     let events: JobEventHub
-    let maxJSONBytes: Int
+    /// Specs (`POST /v1/jobs`, `/validate`) and prediction inputs.
+    let specBody: JSONBodyLimits
+    let predictionBody: JSONBodyLimits
+    let limits: JobLimits
+    let maxQueuedPerTenant: Int
     let models = ModelCache()
     let ganModels = GANModelCache()
 
-    func addRoutes(to group: RouterGroup<some RequestContext>) {
+    func addRoutes(to group: RouterGroup<AppRequestContext>) {
         group.post(use: create)
         group.post("validate", use: validate)
         group.get(use: list)
@@ -37,29 +41,34 @@ struct JobController {
 
     // MARK: Submitting
 
-    /// Parses the spec and checks it against its data; every problem becomes a 422 detail.
-    private func checkedSpec(_ request: Request) async throws -> JobSpec {
-        let json = try await request.decodeJSONBody(limit: maxJSONBytes)
-        var checker = JobSpecChecker(datasets: datasets, jobs: jobs, folder: folder)
+    /// Parses the spec and checks it against the tenant's data and jobs; every problem becomes a 422 detail.
+    private func checkedSpec(_ request: Request, tenant: String) async throws -> JobSpec {
+        let json = try await request.decodeJSONBody(specBody)
+        var checker = JobSpecChecker(datasets: datasets, jobs: jobs, folder: folder, tenant: tenant, limits: limits)
         do { return try checker.check(json) } catch let problems as SpecProblems {
             throw APIError.invalid(problems.issues)
         }
     }
 
-    @Sendable func create(_ request: Request, context: some RequestContext) async throws -> Response {
-        let spec = try await checkedSpec(request)
+    @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let tenant = try context.tenant()
+        let spec = try await checkedSpec(request, tenant: tenant)
         let key = request.headers[HTTPField.Name("Idempotency-Key")!]
         if let key, key.isEmpty || key.count > 255 { throw APIError.badRequest("Idempotency-Key must be 1 to 255 characters") }
-        let (job, created) = try jobs.createJob(NewJob(
-            name: spec.name, priority: spec.priority, datasetId: spec.dataset.storageIdentifier,
-            spec: spec.jsonValue.encodedString(), epochs: spec.plannedEpochs, maxAttempts: spec.maxAttempts, idempotencyKey: key))
+        let job: JobRecord, created: Bool
+        do {
+            (job, created) = try jobs.createJob(NewJob(
+                tenant: tenant, name: spec.name, priority: spec.priority, datasetId: spec.dataset.storageIdentifier,
+                spec: spec.jsonValue.encodedString(), epochs: spec.plannedEpochs, maxAttempts: spec.maxAttempts, idempotencyKey: key),
+                activeJobLimit: maxQueuedPerTenant)
+        } catch { throw APIError.limit(error) ?? error }
         if created { pool.jobWasQueued() }
         return jsonResponse(["id": JSONValue(job.id), "status": JSONValue(job.status.rawValue), "links": job.links],
                             status: created ? .created : .ok, headers: [.location: "/v1/jobs/\(job.id)"])
     }
 
-    @Sendable func validate(_ request: Request, context: some RequestContext) async throws -> Response {
-        let spec = try await checkedSpec(request)
+    @Sendable func validate(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let spec = try await checkedSpec(request, tenant: try context.tenant())
         // Counted from the spec's shapes: no need to allocate the weights of a model we only describe.
         let size = spec.size ?? (parameters: 0, flopsPerSample: 0)
         return jsonResponse(["valid": true, "parameters": JSONValue(size.parameters),
@@ -68,7 +77,7 @@ struct JobController {
 
     // MARK: Reading
 
-    @Sendable func list(_ request: Request, context: some RequestContext) async throws -> Response {
+    @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         var status: JobStatus?
         if let name = query["status"] {
@@ -88,7 +97,7 @@ struct JobController {
         }
         let page: (jobs: [JobRecord], nextCursor: String?)
         do {
-            page = try jobs.listJobs(status: status, limit: limit, cursor: query["cursor"].map(String.init))
+            page = try jobs.listJobs(tenant: try context.tenant(), status: status, limit: limit, cursor: query["cursor"].map(String.init))
         } catch JobStoreError.invalidCursor(let cursor) {
             throw APIError.invalid([SpecIssue(path: "cursor", message: "is not a cursor this server gave out: \"\(cursor)\"; use next_cursor of the previous page")],
                                    message: "the query is invalid")
@@ -96,24 +105,25 @@ struct JobController {
         return jsonResponse(["jobs": .array(page.jobs.map { $0.json(includeSpec: false) }), "next_cursor": JSONValue(page.nextCursor)])
     }
 
-    func requireJob(_ context: some RequestContext) throws -> JobRecord {
-        let id = try context.parameters.require("id")
-        guard let job = try jobs.job(id: id) else { throw APIError.notFound("job", id) }
+    /// The path's job if it is the request's tenant's; 404 otherwise, as for an unknown id.
+    func requireJob(_ context: AppRequestContext) throws -> JobRecord {
+        let id = try context.requireID(.job)
+        guard let job = try jobs.job(id: id, tenant: try context.tenant()) else { throw APIError.notFound("job", id) }
         return job
     }
 
-    @Sendable func show(_ request: Request, context: some RequestContext) async throws -> Response {
+    @Sendable func show(_ request: Request, context: AppRequestContext) async throws -> Response {
         jsonResponse(try requireJob(context).json(includeSpec: true))
     }
 
-    @Sendable func metrics(_ request: Request, context: some RequestContext) async throws -> Response {
+    @Sendable func metrics(_ request: Request, context: AppRequestContext) async throws -> Response {
         let job = try requireJob(context)
         return jsonResponse(["epochs": .array(try jobs.metrics(jobId: job.id).map(\.json))])
     }
 
     /// Server-Sent Events: the current `status` first, then `epoch`, `log` and `status` events as
     /// they happen, and `done` when the job finishes.
-    @Sendable func eventStream(_ request: Request, context: some RequestContext) async throws -> Response {
+    @Sendable func eventStream(_ request: Request, context: AppRequestContext) async throws -> Response {
         let job = try requireJob(context)
         let stream = events.subscribe(jobId: job.id)  // before reading the state, so nothing falls in between
         let jobs = self.jobs
@@ -151,10 +161,10 @@ struct JobController {
 
     // MARK: Changing
 
-    @Sendable func cancel(_ request: Request, context: some RequestContext) async throws -> Response {
+    @Sendable func cancel(_ request: Request, context: AppRequestContext) async throws -> Response {
         let job = try requireJob(context)
         guard !job.status.isFinished else { throw APIError.conflict("job \(job.id) is already \(job.status.rawValue)") }
-        guard let after = try jobs.requestCancel(id: job.id) else { throw APIError.notFound("job", job.id) }
+        guard let after = try jobs.requestCancel(id: job.id, tenant: job.tenant) else { throw APIError.notFound("job", job.id) }
         if after.status == .cancelled {
             events.publish(.done(jobId: job.id, status: .cancelled))
         } else {
@@ -163,10 +173,10 @@ struct JobController {
         return jsonResponse(after.json(includeSpec: false), status: .accepted)
     }
 
-    @Sendable func delete(_ request: Request, context: some RequestContext) async throws -> Response {
+    @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> Response {
         let job = try requireJob(context)
         guard job.status.isFinished else { throw APIError.conflict("job \(job.id) is \(job.status.rawValue); cancel it first") }
-        _ = try jobs.deleteJob(id: job.id)
+        _ = try jobs.deleteJob(id: job.id, tenant: job.tenant)
         folder.removeFiles(ofJob: job.id)
         models.forget(job.id)
         ganModels.forget(job.id)
@@ -184,7 +194,7 @@ struct JobController {
     }
 
     /// `GET /v1/jobs/{id}/report`: every stage of the compression pipeline measured, and the sensitivity table.
-    @Sendable func report(_ request: Request, context: some RequestContext) async throws -> Response {
+    @Sendable func report(_ request: Request, context: AppRequestContext) async throws -> Response {
         let job = try requireJob(context)
         guard job.status == .succeeded else {
             throw APIError.conflict("job \(job.id) is \(job.status.rawValue); its report is available once it has succeeded")
@@ -211,7 +221,7 @@ struct JobController {
         return folder.modelFile(jobId: job.id)
     }
 
-    @Sendable func model(_ request: Request, context: some RequestContext) async throws -> Response {
+    @Sendable func model(_ request: Request, context: AppRequestContext) async throws -> Response {
         let job = try requireJob(context)
         let query = request.uri.queryParameters
         if let format = query["format"], format != "safetensors" {
@@ -221,6 +231,11 @@ struct JobController {
         var file = try requireModelFile(job)
         var suffix = ""
         if let stage = query["stage"].map(String.init) {
+            // A stage name becomes part of a file name: only the report's own names ever do.
+            guard StageName.isWellFormed(stage) else {
+                throw APIError.invalid([SpecIssue(path: "stage", message: "is not a stage name (lowercase letters, digits and _), got \(JSONValue(stage).encodedString())")],
+                                       message: "the query is invalid")
+            }
             let stages = try stageNames(of: job)
             if stages.isEmpty, stage != "trained" {
                 throw APIError.invalid([SpecIssue(path: "stage", message: "this job has no compression pipeline; its only stage is \"trained\"")],
@@ -246,11 +261,11 @@ struct JobController {
         String(name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }.prefix(80))
     }
 
-    @Sendable func predict(_ request: Request, context: some RequestContext) async throws -> Response {
+    @Sendable func predict(_ request: Request, context: AppRequestContext) async throws -> Response {
         let job = try requireJob(context)
         try refusePredictionOfGAN(job)
         let url = try requireModelFile(job)
-        let json = try await request.decodeJSONBody(limit: maxJSONBytes)
+        let json = try await request.decodeJSONBody(predictionBody)
         let diagnostics = SpecDiagnostics()
         guard let body = ObjectReader(json, path: "", diagnostics: diagnostics, allowedKeys: ["inputs"]) else {
             throw APIError.invalid(diagnostics.issues, message: "the request is invalid")
@@ -296,14 +311,31 @@ struct JobSpecChecker {
     /// For `init.from_job`: the source job and its saved model.
     let jobs: any JobRepository
     let folder: DataFolder
+    /// Whose datasets and jobs the spec may name: another tenant's read as unknown.
+    let tenant: String
+    let limits: JobLimits
     /// The newest uploaded dataset of each name, read once: every spec this checker passes pins
     /// a name to the same dataset, even if an upload lands in between.
     private var newestByName: [String: DatasetRecord]?
 
-    init(datasets: any DatasetRepository, jobs: any JobRepository, folder: DataFolder) {
+    init(datasets: any DatasetRepository, jobs: any JobRepository, folder: DataFolder, tenant: String, limits: JobLimits) {
         self.datasets = datasets
         self.jobs = jobs
         self.folder = folder
+        self.tenant = tenant
+        self.limits = limits
+    }
+
+    /// The tenant's dataset with this id; nil for another shape of id, another tenant's or an unknown one.
+    private func dataset(id: String) throws -> DatasetRecord? {
+        guard ResourceKind.dataset.isWellFormed(id) else { return nil }
+        return try datasets.dataset(id: id, tenant: tenant)
+    }
+
+    /// The tenant's job with this id; nil for another shape of id, another tenant's or an unknown one.
+    private func job(id: String) throws -> JobRecord? {
+        guard ResourceKind.job.isWellFormed(id) else { return nil }
+        return try jobs.job(id: id, tenant: tenant)
     }
 
     /// Throws `SpecProblems` listing every problem of the spec; other errors are the store's.
@@ -312,7 +344,7 @@ struct JobSpecChecker {
         let datasetPath = if case .named = spec.dataset { "dataset.name" } else { "dataset.id" }
         if case .named(let name) = spec.dataset {
             if newestByName == nil {
-                newestByName = Dictionary(try datasets.listDatasets().map { ($0.name, $0) }, uniquingKeysWith: { newer, _ in newer })
+                newestByName = Dictionary(try datasets.listDatasets(tenant: tenant).map { ($0.name, $0) }, uniquingKeysWith: { newer, _ in newer })
             }
             // Pin the job to the dataset the name means now, so a later upload cannot change it.
             guard let record = newestByName?[name] else {
@@ -324,7 +356,7 @@ struct JobSpecChecker {
         switch spec.dataset {
         case .named: preconditionFailure("resolved above")
         case .uploaded(let id):
-            guard let record = try datasets.dataset(id: id) else {
+            guard let record = try dataset(id: id) else {
                 throw SpecProblems(issues: [SpecIssue(path: "dataset.id", message: "no dataset with id \(id); upload one with POST /v1/datasets")])
             }
             // IDX or NPY data whose labels are still to be uploaded.
@@ -337,7 +369,7 @@ struct JobSpecChecker {
         var issues: [SpecIssue] = []
         for (path, holdOut) in [("validation.dataset", spec.validation), ("test.dataset", spec.test)] {
             guard case .dataset(let id) = holdOut else { continue }
-            guard let record = try datasets.dataset(id: id) else {
+            guard let record = try dataset(id: id) else {
                 issues.append(SpecIssue(path: path, message: "no dataset with id \(id)"))
                 continue
             }
@@ -356,6 +388,8 @@ struct JobSpecChecker {
         } catch {
             throw error.namingSampleShape(summary.sampleShape)
         }
+        let limitProblems = limits.problems(of: resolved, rows: summary.rows)
+        guard limitProblems.isEmpty else { throw SpecProblems(issues: limitProblems) }
         if let initialization = resolved.initialization { try checkTransfer(initialization, into: resolved) }
         if let distillation = resolved.distillation { try checkTeacher(distillation, for: resolved) }
         return resolved
@@ -366,7 +400,7 @@ struct JobSpecChecker {
         func refuse(_ message: String, path: String = "init.from_job") -> SpecProblems {
             SpecProblems(issues: [SpecIssue(path: path, message: message)])
         }
-        guard let source = try jobs.job(id: initialization.fromJob) else { throw refuse("no job with id \(initialization.fromJob)") }
+        guard let source = try job(id: initialization.fromJob) else { throw refuse("no job with id \(initialization.fromJob)") }
         guard source.status == .succeeded else {
             throw refuse("job \(source.id) is \(source.status.rawValue); only a succeeded job's weights can be a starting point")
         }
@@ -386,7 +420,7 @@ extension JobSpecChecker {
         func refuse(_ message: String) -> SpecProblems {
             SpecProblems(issues: [SpecIssue(path: "distillation.teacher_job", message: message)])
         }
-        guard let teacher = try jobs.job(id: distillation.teacherJob) else { throw refuse("no job with id \(distillation.teacherJob)") }
+        guard let teacher = try job(id: distillation.teacherJob) else { throw refuse("no job with id \(distillation.teacherJob)") }
         guard teacher.status == .succeeded else {
             throw refuse("job \(teacher.id) is \(teacher.status.rawValue); only a succeeded job's model can teach")
         }
@@ -473,5 +507,15 @@ extension JSONValue {
         guard case .object(var fields) = self, let text, let recall = try? JSONValue.parse(Data(text.utf8)) else { return self }
         fields["val_class_recall"] = recall
         return .object(fields)
+    }
+}
+
+/// Compression stage names (`trained`, `fine_tuned`, `pruned_2`…) as `?stage=` may give them: lowercase
+/// letters, digits and `_`. Checked before the name is compared with a report's or joined into a file name.
+enum StageName {
+    static func isWellFormed(_ name: String) -> Bool {
+        (1...32).contains(name.utf8.count) && name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
+        }
     }
 }

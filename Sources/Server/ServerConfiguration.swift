@@ -15,13 +15,45 @@ public struct ServerConfiguration: Sendable {
     public var webhookRetryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30), .seconds(120)]
     public var blasThreads: Int?
     public var maxUploadBytes = 512 * 1024 * 1024
-    /// Largest JSON body (job specs, predictions).
+    /// Largest JSON body (predictions; job specs and studies have `maxSpecBytes` too).
     public var maxJSONBytes = 16 * 1024 * 1024
+    /// Largest body of `POST /v1/jobs`, `/v1/jobs/validate` and `/v1/studies`.
+    public var maxSpecBytes = 1024 * 1024
+    /// Deepest nesting of arrays and objects in a JSON body.
+    public var maxJSONDepth = 64
+    /// A JSON body must arrive whole within this time (408 otherwise).
+    public var bodyTimeout: Duration = .seconds(60)
+    /// A connection that sends nothing for this long while the server waits for a request (or for
+    /// the rest of one) is closed, so a stalled client cannot hold it forever.
+    public var idleTimeout: Duration = .seconds(60)
+
+    /// `--auth on`: every `/v1` request needs `Authorization: Bearer <token>` and acts for the
+    /// token's tenant. Off: every request acts for the default tenant.
+    public var requiresAuthentication = false
+    /// Queued and running jobs a tenant may have at once (a study's jobs count).
+    public var maxQueuedPerTenant = 100
+    /// Datasets a tenant may keep.
+    public var maxDatasetsPerTenant = 100
+    /// Stored bytes of a tenant's datasets (data and labels files).
+    public var maxDatasetBytesPerTenant = 4 * 1024 * 1024 * 1024
+    /// A job's `epochs × training rows` (samples it trains on, fine-tuning epochs included).
+    public var maxEpochSamples = 1_000_000_000
+    /// Trainable parameters of a job's model (both networks of a GAN).
+    public var maxModelParameters = 50_000_000
     /// Tests of the HTTP layer alone can leave the workers off so jobs stay queued.
     public var runsWorkers = true
     public var logLevel: Logger.Level = .info
 
     public init(dataDirectory: URL) {
         self.dataDirectory = dataDirectory
+    }
+
+    /// Whether `host` reaches only this machine (`localhost`, `127.0.0.0/8`, `::1`): where
+    /// `descent serve` leaves auth off unless told otherwise.
+    public static func isLoopback(host: String) -> Bool {
+        let host = host.lowercased()
+        if host == "localhost" || host == "::1" || host == "[::1]" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 }

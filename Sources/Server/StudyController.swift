@@ -16,9 +16,11 @@ struct StudyController {
     let datasets: any DatasetRepository
     let folder: DataFolder
     let pool: WorkerPool
-    let maxJSONBytes: Int
+    let specBody: JSONBodyLimits
+    let limits: JobLimits
+    let maxQueuedPerTenant: Int
 
-    func addRoutes(to group: RouterGroup<some RequestContext>) {
+    func addRoutes(to group: RouterGroup<AppRequestContext>) {
         group.post(use: create)
         group.get(use: list)
         group.get(":id", use: show)
@@ -26,15 +28,16 @@ struct StudyController {
 
     // MARK: Creating
 
-    @Sendable func create(_ request: Request, context: some RequestContext) async throws -> Response {
-        let json = try await request.decodeJSONBody(limit: maxJSONBytes)
+    @Sendable func create(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let tenant = try context.tenant()
+        let json = try await request.decodeJSONBody(specBody)
         let study: StudyRequest
         do { study = try StudyRequest.parse(json) } catch { throw APIError.invalid(error.issues, message: "the study is invalid") }
         let combinations: [Combination]
         do { combinations = try study.combinations() } catch { throw APIError.invalid(error.issues, message: "the study is invalid") }
 
         // Every combination is checked before anything is stored.
-        var checker = JobSpecChecker(datasets: datasets, jobs: jobs, folder: folder)
+        var checker = JobSpecChecker(datasets: datasets, jobs: jobs, folder: folder, tenant: tenant, limits: limits)
         var planned: [(job: NewJob, parameters: String)] = []
         var problems = ProblemCollector(combinationCount: combinations.count)
         for (offset, combination) in combinations.enumerated() {
@@ -68,15 +71,19 @@ struct StudyController {
             let name = Self.jobName(study: study.name, number: number, label: label)
             spec.name = name
             planned.append((
-                NewJob(name: name, priority: spec.priority, datasetId: spec.dataset.storageIdentifier,
+                NewJob(tenant: tenant, name: name, priority: spec.priority, datasetId: spec.dataset.storageIdentifier,
                        spec: spec.jsonValue.encodedString(), epochs: spec.plannedEpochs, maxAttempts: spec.maxAttempts),
                 study.parametersJSON(combination).encodedString()))
         }
         guard problems.isEmpty else { throw APIError.invalid(problems.issues, message: "the study is invalid") }
 
-        let record = StudyRecord(name: study.name, spec: study.jsonValue.encodedString(), strategy: study.strategy.rawValue,
+        let record = StudyRecord(tenant: tenant, name: study.name, spec: study.jsonValue.encodedString(), strategy: study.strategy.rawValue,
                                  objectiveMetric: study.objective.metric.rawValue, objectiveMode: study.objective.mode.rawValue)
-        let (stored, queued) = try studies.createStudy(record, jobs: planned.map(\.job), parameters: planned.map(\.parameters))
+        let stored: StudyRecord, queued: [JobRecord]
+        do {
+            (stored, queued) = try studies.createStudy(record, jobs: planned.map(\.job), parameters: planned.map(\.parameters),
+                                                       activeJobLimit: maxQueuedPerTenant)
+        } catch { throw APIError.limit(error) ?? error }
         pool.jobWasQueued()
         return jsonResponse([
             "id": JSONValue(stored.id), "name": JSONValue(stored.name), "status": "running",
@@ -92,8 +99,8 @@ struct StudyController {
 
     // MARK: Reading
 
-    @Sendable func list(_ request: Request, context: some RequestContext) async throws -> Response {
-        let entries = try studies.listStudies().map { study -> JSONValue in
+    @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let entries = try studies.listStudies(tenant: try context.tenant()).map { study -> JSONValue in
             let members = try studies.jobs(studyId: study.id)
             var fields = study.summaryFields(jobs: members)
             var counts = Dictionary(uniqueKeysWithValues: JobStatus.allCases.map { ($0.rawValue, 0) })
@@ -105,9 +112,9 @@ struct StudyController {
         return jsonResponse(["studies": .array(entries)])
     }
 
-    @Sendable func show(_ request: Request, context: some RequestContext) async throws -> Response {
-        let id = try context.parameters.require("id")
-        guard let study = try studies.study(id: id) else { throw APIError.notFound("study", id) }
+    @Sendable func show(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let id = try context.requireID(.study)
+        guard let study = try studies.study(id: id, tenant: try context.tenant()) else { throw APIError.notFound("study", id) }
         let members = try studies.jobs(studyId: study.id)
         let objective = Objective(metric: ObjectiveMetric(rawValue: study.objectiveMetric) ?? .valLoss,
                                   mode: ObjectiveMode(rawValue: study.objectiveMode) ?? .min)

@@ -250,7 +250,9 @@ struct JobRunner: Sendable {
             }
             return try folder.load(record)
         case .named(let name):
-            guard let record = try datasets.listDatasets().first(where: { $0.name == name }) else {
+            // Names are pinned to an id at submission; only a job stored before that, and so before
+            // tenants, has one left: its dataset is the default tenant's.
+            guard let record = try datasets.listDatasets(tenant: Tenant.default).first(where: { $0.name == name }) else {
                 throw TrainingError.invalidSpec("no dataset named \(name)")
             }
             return try folder.load(record)

@@ -8,12 +8,16 @@ import FoundationNetworking
 struct ClientOptions: ParsableArguments {
     @Option(help: "The server (default: $DESCENT_SERVER or http://127.0.0.1:8080).")
     var server: String = ProcessInfo.processInfo.environment["DESCENT_SERVER"] ?? "http://127.0.0.1:8080"
+    // No default value shown: --help must not print a token taken from the environment.
+    @Option(help: "Bearer token for a server with auth on (default: $DESCENT_TOKEN).")
+    var token: String?
 
     var client: APIClient { get throws {
         guard let url = URL(string: server), url.scheme == "http" || url.scheme == "https" else {
             throw ValidationError("--server must be an http(s) URL, got \(server)")
         }
-        return APIClient(base: url, token: ProcessInfo.processInfo.environment["DESCENT_TOKEN"])
+        let token = token ?? ProcessInfo.processInfo.environment["DESCENT_TOKEN"]
+        return APIClient(base: url, token: token.flatMap { $0.isEmpty ? nil : $0 })
     }}
 }
 

@@ -13,7 +13,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Jobs trained at once.") var workers = 1
     @Option(name: .customLong("blas-threads"), help: "OpenBLAS threads (default: cores / workers).") var blasThreads: Int?
     @Option(name: .customLong("max-upload-bytes"), help: "Largest dataset upload.") var maxUploadBytes = 512 * 1024 * 1024
-    @Option(help: "Authentication: off (the only mode so far).") var auth = "off"
+    @Option(help: "Bearer tokens on /v1 routes: on or off (default: on, unless --host is a loopback address).") var auth: String?
+    @Option(name: .customLong("max-queued-per-tenant"), help: "Queued and running jobs a tenant may have at once (a study's jobs count).")
+    var maxQueuedPerTenant = 100
+    @Option(name: .customLong("max-datasets-per-tenant"), help: "Datasets a tenant may keep.") var maxDatasetsPerTenant = 100
+    @Option(name: .customLong("max-dataset-bytes-per-tenant"), help: "Stored bytes of a tenant's datasets.")
+    var maxDatasetBytesPerTenant = 4 * 1024 * 1024 * 1024
+    @Option(name: .customLong("max-epoch-samples"), help: "A job's epochs × training rows.") var maxEpochSamples = 1_000_000_000
+    @Option(name: .customLong("max-model-parameters"), help: "Trainable parameters of a job's model.") var maxModelParameters = 50_000_000
+    @Option(name: .customLong("max-spec-bytes"), help: "Largest JSON body of POST /v1/jobs, /v1/jobs/validate and /v1/studies.")
+    var maxSpecBytes = 1024 * 1024
+    @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may send nothing (before or during a request) before it is closed.")
+    var idleTimeout = 60
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
 
     func validate() throws {
@@ -21,7 +32,13 @@ struct Serve: AsyncParsableCommand {
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be between 1 and 64") }
         if let blasThreads, !(1...256).contains(blasThreads) { throw ValidationError("--blas-threads must be between 1 and 256") }
         guard maxUploadBytes > 0 else { throw ValidationError("--max-upload-bytes must be positive") }
-        guard auth == "off" else { throw ValidationError("--auth on is not supported yet; tokens come with a later version") }
+        if let auth, auth != "on", auth != "off" { throw ValidationError("--auth must be on or off, got \(auth)") }
+        for (flag, value) in [("--max-queued-per-tenant", maxQueuedPerTenant), ("--max-datasets-per-tenant", maxDatasetsPerTenant),
+                              ("--max-dataset-bytes-per-tenant", maxDatasetBytesPerTenant), ("--max-epoch-samples", maxEpochSamples),
+                              ("--max-model-parameters", maxModelParameters), ("--max-spec-bytes", maxSpecBytes),
+                              ("--idle-timeout", idleTimeout)] where value < 1 {
+            throw ValidationError("\(flag) must be positive, got \(value)")
+        }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
     }
 
@@ -33,6 +50,14 @@ struct Serve: AsyncParsableCommand {
         configuration.blasThreads = blasThreads
         configuration.maxUploadBytes = maxUploadBytes
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        configuration.requiresAuthentication = auth.map { $0 == "on" } ?? !ServerConfiguration.isLoopback(host: host)
+        configuration.maxQueuedPerTenant = maxQueuedPerTenant
+        configuration.maxDatasetsPerTenant = maxDatasetsPerTenant
+        configuration.maxDatasetBytesPerTenant = maxDatasetBytesPerTenant
+        configuration.maxEpochSamples = maxEpochSamples
+        configuration.maxModelParameters = maxModelParameters
+        configuration.maxSpecBytes = maxSpecBytes
+        configuration.idleTimeout = .seconds(idleTimeout)
         let app = try await buildApplication(configuration)
         try await app.runService()
     }

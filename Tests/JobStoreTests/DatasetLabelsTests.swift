@@ -96,7 +96,7 @@ struct DatasetLabelsTests {
             #expect(stored.labelsFileName == nil && stored.createdAt == Date(timeIntervalSince1970: 1_700_000_000))
             #expect(try database.job(id: "job_old")?.datasetId == digits.id)
             // Still refused while a queued job uses it, as before the rebuild.
-            #expect(throws: JobStoreError.datasetInUse(digits.id)) { try database.deleteDataset(id: digits.id) }
+            #expect(throws: JobStoreError.datasetInUse(digits.id)) { try database.deleteDataset(id: digits.id, tenant: Tenant.default) }
             let columns = try database.strings(sql: "SELECT name FROM pragma_table_info('datasets')")
             #expect(columns.contains("labels_file_name"))
         }

@@ -30,7 +30,7 @@ struct DatasetRepositoryTests {
         let middle = makeDataset(createdAt: 1_700_000_050)
         for dataset in [old, new, middle] { try database.insertDataset(dataset) }
 
-        #expect(try database.listDatasets().map(\.id) == [new.id, middle.id, old.id])
+        #expect(try database.listDatasets(tenant: Tenant.default).map(\.id) == [new.id, middle.id, old.id])
     }
 
     @Test("the schema rejects an unknown task")
@@ -48,19 +48,19 @@ struct DatasetRepositoryTests {
         try database.insertDataset(dataset)
         let job = try database.createJob(makeNewJob(datasetId: dataset.id)).job
 
-        #expect(throws: JobStoreError.datasetInUse(dataset.id)) { try database.deleteDataset(id: dataset.id) }
+        #expect(throws: JobStoreError.datasetInUse(dataset.id)) { try database.deleteDataset(id: dataset.id, tenant: Tenant.default) }
         _ = try database.claimNextJob()
-        #expect(throws: JobStoreError.datasetInUse(dataset.id)) { try database.deleteDataset(id: dataset.id) }
+        #expect(throws: JobStoreError.datasetInUse(dataset.id)) { try database.deleteDataset(id: dataset.id, tenant: Tenant.default) }
 
         try database.finishJob(id: job.id, status: .succeeded, errorCode: nil, errorMessage: nil,
                                result: nil, bestEpoch: nil, stoppedEarly: false)
-        #expect(try database.deleteDataset(id: dataset.id))
+        #expect(try database.deleteDataset(id: dataset.id, tenant: Tenant.default))
         #expect(try database.dataset(id: dataset.id) == nil)
     }
 
     @Test("deleting an unknown dataset returns false")
     func deleteUnknown() throws {
         let database = try AppDatabase.inMemory()
-        #expect(try !database.deleteDataset(id: "ds_unknown"))
+        #expect(try !database.deleteDataset(id: "ds_unknown", tenant: Tenant.default))
     }
 }

@@ -39,13 +39,13 @@ struct GANMetricsTests {
     func upgradeKeepsOldRows() throws {
         try withTemporaryDirectory { folder in
             let path = folder.appendingPathComponent("descent.sqlite").path
-            let jobId = "job_old"
+            let jobId = "job_before0004"
             do {
                 let old = try AppDatabase.open(path: path, upTo: "0003_dataset_labels.sql")
-                // Raw SQL: today's JobRecord has columns later migrations add.
+                // Raw SQL: today's records have columns (tenant, 0006) that this old schema lacks.
                 try old.execute(sql: """
-                    INSERT INTO jobs (id, status, dataset_id, spec, epochs, created_at, started_at)
-                    VALUES ('\(jobId)', 'running', 'builtin:moons', '{}', 2, '2026-01-01 00:00:00.000', '2026-01-01 00:00:01.000')
+                    INSERT INTO jobs (id, dataset_id, spec, epochs, created_at)
+                    VALUES ('\(jobId)', 'builtin:spirals', '{}', 2, '2025-01-01 00:00:00.000')
                     """)
                 try old.execute(sql: """
                     INSERT INTO metrics (job_id, epoch, train_loss, lr, grad_norm, penalty, sparsity, seconds, samples_per_second)

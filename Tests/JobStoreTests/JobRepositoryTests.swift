@@ -36,7 +36,7 @@ struct JobRepositoryTests {
         #expect(first.created && !retry.created && other.created)
         #expect(retry.job == first.job)
         #expect(other.job.id != first.job.id)
-        #expect(try database.listJobs(status: nil, limit: 10, cursor: nil).jobs.count == 2)
+        #expect(try database.listJobs(tenant: Tenant.default, status: nil, limit: 10, cursor: nil).jobs.count == 2)
     }
 
     @Test("listing pages through all jobs newest first, with a cursor")
@@ -50,7 +50,7 @@ struct JobRepositoryTests {
         var pages: [[JobRecord]] = []
         var cursor: String? = nil
         repeat {
-            let page = try database.listJobs(status: nil, limit: 3, cursor: cursor)
+            let page = try database.listJobs(tenant: Tenant.default, status: nil, limit: 3, cursor: cursor)
             pages.append(page.jobs)
             cursor = page.nextCursor
         } while cursor != nil
@@ -60,7 +60,7 @@ struct JobRepositoryTests {
         #expect(Set(listed.map(\.id)) == created && listed.count == created.count)
         #expect(zip(listed, listed.dropFirst()).allSatisfy { $0.createdAt >= $1.createdAt })
         // A page that ends exactly at the last job has no next cursor.
-        #expect(try database.listJobs(status: nil, limit: 7, cursor: nil).nextCursor == nil)
+        #expect(try database.listJobs(tenant: Tenant.default, status: nil, limit: 7, cursor: nil).nextCursor == nil)
     }
 
     @Test("listing by status shows only jobs in that status")
@@ -70,16 +70,16 @@ struct JobRepositoryTests {
         _ = try database.createJob(makeNewJob())
         let running = try #require(try database.claimNextJob())
 
-        #expect(try database.listJobs(status: .running, limit: 10, cursor: nil).jobs.map(\.id) == [running.id])
-        #expect(try database.listJobs(status: .queued, limit: 10, cursor: nil).jobs.count == 1)
-        #expect(try database.listJobs(status: .failed, limit: 10, cursor: nil).jobs.isEmpty)
+        #expect(try database.listJobs(tenant: Tenant.default, status: .running, limit: 10, cursor: nil).jobs.map(\.id) == [running.id])
+        #expect(try database.listJobs(tenant: Tenant.default, status: .queued, limit: 10, cursor: nil).jobs.count == 1)
+        #expect(try database.listJobs(tenant: Tenant.default, status: .failed, limit: 10, cursor: nil).jobs.isEmpty)
     }
 
     @Test("a cursor the store did not make is rejected")
     func invalidCursor() throws {
         let database = try AppDatabase.inMemory()
         #expect(throws: JobStoreError.invalidCursor("not a cursor!")) {
-            try database.listJobs(status: nil, limit: 10, cursor: "not a cursor!")
+            try database.listJobs(tenant: Tenant.default, status: nil, limit: 10, cursor: "not a cursor!")
         }
     }
 
@@ -262,7 +262,7 @@ struct JobRepositoryTests {
         let database = try AppDatabase.inMemory()
         let job = try database.createJob(makeNewJob()).job
 
-        let after = try #require(try database.requestCancel(id: job.id))
+        let after = try #require(try database.requestCancel(id: job.id, tenant: Tenant.default))
         #expect(after.status == .cancelled)
         #expect(after.finishedAt != nil)
         #expect(try database.job(id: job.id) == after)
@@ -276,7 +276,7 @@ struct JobRepositoryTests {
         _ = try database.claimNextJob()
         #expect(try !database.isCancelRequested(id: job.id))
 
-        let after = try #require(try database.requestCancel(id: job.id))
+        let after = try #require(try database.requestCancel(id: job.id, tenant: Tenant.default))
         #expect(after.status == .running)
         #expect(after.cancelRequested)
         #expect(try database.isCancelRequested(id: job.id))
@@ -291,8 +291,8 @@ struct JobRepositoryTests {
                                result: nil, bestEpoch: nil, stoppedEarly: false)
         let finished = try database.job(id: job.id)
 
-        #expect(try database.requestCancel(id: job.id) == finished)
-        #expect(try database.requestCancel(id: "job_unknown") == nil)
+        #expect(try database.requestCancel(id: job.id, tenant: Tenant.default) == finished)
+        #expect(try database.requestCancel(id: "job_unknown", tenant: Tenant.default) == nil)
     }
 
     // MARK: Requeue
@@ -312,7 +312,7 @@ struct JobRepositoryTests {
                 _ = try database.claimNextJob()
                 _ = try database.claimNextJob()
                 try database.recordEpoch(makeMetricsRow(jobId: interrupted.id, epoch: 1), progress: 0.1, latest: "{}")
-                _ = try database.requestCancel(id: cancelled.id)
+                _ = try database.requestCancel(id: cancelled.id, tenant: Tenant.default)
             }  // the server stops here, without finishing its jobs
 
             let restarted = try AppDatabase.open(path: path)
@@ -338,7 +338,7 @@ struct JobRepositoryTests {
         let cancelled = try database.createJob(makeNewJob()).job
         _ = try database.claimNextJob()
         _ = try database.claimNextJob()
-        _ = try database.requestCancel(id: cancelled.id)
+        _ = try database.requestCancel(id: cancelled.id, tenant: Tenant.default)
 
         try database.requeueJob(id: retried.id)
         try database.requeueJob(id: cancelled.id)
@@ -358,20 +358,20 @@ struct JobRepositoryTests {
         let database = try AppDatabase.inMemory()
         let job = try database.createJob(makeNewJob()).job
         #expect(throws: JobStoreError.wrongState("job \(job.id) is queued")) {
-            try database.deleteJob(id: job.id)
+            try database.deleteJob(id: job.id, tenant: Tenant.default)
         }
         _ = try database.claimNextJob()
         try database.recordEpoch(makeMetricsRow(jobId: job.id, epoch: 1), progress: 0.1, latest: "{}")
         #expect(throws: JobStoreError.wrongState("job \(job.id) is running")) {
-            try database.deleteJob(id: job.id)
+            try database.deleteJob(id: job.id, tenant: Tenant.default)
         }
         try database.finishJob(id: job.id, status: .failed, errorCode: "x", errorMessage: "y",
                                result: nil, bestEpoch: nil, stoppedEarly: false)
 
-        #expect(try database.deleteJob(id: job.id))
+        #expect(try database.deleteJob(id: job.id, tenant: Tenant.default))
         #expect(try database.job(id: job.id) == nil)
         #expect(try database.strings(sql: "SELECT COUNT(*) FROM metrics") == ["0"])
-        #expect(try !database.deleteJob(id: job.id))
+        #expect(try !database.deleteJob(id: job.id, tenant: Tenant.default))
     }
 
     @Test("counts by status include every status")
@@ -382,7 +382,7 @@ struct JobRepositoryTests {
         for _ in 0..<3 { _ = try database.createJob(makeNewJob()) }
         _ = try database.claimNextJob()
         let cancelled = try database.createJob(makeNewJob()).job
-        _ = try database.requestCancel(id: cancelled.id)
+        _ = try database.requestCancel(id: cancelled.id, tenant: Tenant.default)
 
         #expect(try database.countJobsByStatus() == [.queued: 2, .running: 1, .succeeded: 0, .failed: 0, .cancelled: 1])
     }
@@ -395,7 +395,7 @@ struct JobRepositoryTests {
         _ = try database.createJob(makeNewJob(datasetId: "ds_b"))
         _ = try database.claimNextJob()
         let cancelled = try database.createJob(makeNewJob(datasetId: "ds_a")).job
-        _ = try database.requestCancel(id: cancelled.id)
+        _ = try database.requestCancel(id: cancelled.id, tenant: Tenant.default)
 
         #expect(try database.activeJobCount(datasetId: "ds_a") == 2)
         #expect(try database.activeJobCount(datasetId: "ds_b") == 1)

@@ -26,13 +26,13 @@ struct StudyRepositoryTests {
         #expect(jobs.allSatisfy { $0.status == .queued && $0.studyId == study.id && $0.priority == 1 && $0.epochs == 5 })
         #expect(jobs.map(\.studyParameters) == parameters)
         #expect(Set(jobs.map(\.id)).count == 3)
-        #expect(try database.study(id: study.id) == study)
-        #expect(try database.study(id: "st_unknown") == nil)
+        #expect(try database.study(id: study.id, tenant: Tenant.default) == study)
+        #expect(try database.study(id: "st_unknown", tenant: Tenant.default) == nil)
         #expect(try database.jobs(studyId: study.id) == jobs)
         #expect(try database.jobs(studyId: "st_unknown") == [])
         // They are ordinary jobs: found by id, listed, claimed in the order given.
         #expect(try database.job(id: jobs[1].id) == jobs[1])
-        #expect(try database.listJobs(status: .queued, limit: 10, cursor: nil).jobs.count == 3)
+        #expect(try database.listJobs(tenant: Tenant.default, status: .queued, limit: 10, cursor: nil).jobs.count == 3)
         #expect(try database.claimNextJob()?.id == jobs[0].id)
         #expect(try database.claimNextJob()?.id == jobs[1].id)
     }
@@ -52,7 +52,7 @@ struct StudyRepositoryTests {
         let new = makeStudy(name: "new", createdAt: 1_700_000_100)
         let middle = makeStudy(name: "middle", createdAt: 1_700_000_050)
         for study in [old, new, middle] { _ = try database.createStudy(study, jobs: [], parameters: []) }
-        #expect(try database.listStudies().map(\.name) == ["new", "middle", "old"])
+        #expect(try database.listStudies(tenant: Tenant.default).map(\.name) == ["new", "middle", "old"])
     }
 
     @Test("a failing job insert leaves neither the study nor any of its jobs behind")
@@ -64,16 +64,16 @@ struct StudyRepositoryTests {
             try database.createStudy(study, jobs: (1...3).map { makeNewJob(name: "#\($0)") },
                                      parameters: [#"{"a":1}"#, #"{"a":2}"#, "[3]"])
         }
-        #expect(try database.study(id: study.id) == nil)
-        #expect(try database.listStudies() == [])
-        #expect(try database.listJobs(status: nil, limit: 10, cursor: nil).jobs == [])
+        #expect(try database.study(id: study.id, tenant: Tenant.default) == nil)
+        #expect(try database.listStudies(tenant: Tenant.default) == [])
+        #expect(try database.listJobs(tenant: Tenant.default, status: nil, limit: 10, cursor: nil).jobs == [])
 
         // The same id again is refused and changes nothing either.
         _ = try database.createStudy(study, jobs: [makeNewJob()], parameters: [#"{"a":1}"#])
         #expect(throws: (any Error).self) {
             try database.createStudy(study, jobs: [makeNewJob()], parameters: [#"{"a":1}"#])
         }
-        #expect(try database.listJobs(status: nil, limit: 10, cursor: nil).jobs.count == 1)
+        #expect(try database.listJobs(tenant: Tenant.default, status: nil, limit: 10, cursor: nil).jobs.count == 1)
     }
 
     @Test("the schema checks a study's id, strategy, objective and request")
@@ -94,7 +94,7 @@ struct StudyRepositoryTests {
             }
             #expect(String(describing: error).contains("CHECK constraint failed"), "\(String(describing: error))")
         }
-        #expect(try database.listStudies() == [])
+        #expect(try database.listStudies(tenant: Tenant.default) == [])
     }
 
     @Test("a job can only point to a study that exists, and then has its parameters")
@@ -127,7 +127,7 @@ struct StudyRepositoryTests {
                                                  parameters: [#"{"optimizer.lr":0.1}"#, #"{"optimizer.lr":0.01}"#])
         try database.execute(sql: "DELETE FROM studies WHERE id = '\(study.id)'")
 
-        #expect(try database.study(id: study.id) == nil)
+        #expect(try database.study(id: study.id, tenant: Tenant.default) == nil)
         #expect(try database.jobs(studyId: study.id) == [])
         for job in jobs {
             let kept = try #require(try database.job(id: job.id))
@@ -141,9 +141,9 @@ struct StudyRepositoryTests {
         let database = try AppDatabase.inMemory()
         let study = makeStudy()
         let (_, jobs) = try database.createStudy(study, jobs: [makeNewJob(), makeNewJob()], parameters: ["{}", "{}"])
-        _ = try database.requestCancel(id: jobs[0].id)
-        #expect(try database.deleteJob(id: jobs[0].id))
-        #expect(try database.study(id: study.id) == study)
+        _ = try database.requestCancel(id: jobs[0].id, tenant: Tenant.default)
+        #expect(try database.deleteJob(id: jobs[0].id, tenant: Tenant.default))
+        #expect(try database.study(id: study.id, tenant: Tenant.default) == study)
         #expect(try database.jobs(studyId: study.id).map(\.id) == [jobs[1].id])
     }
 
@@ -160,7 +160,7 @@ struct StudyRepositoryTests {
             let second = try AppDatabase.open(path: path)
             #expect(try second.strings(sql: "SELECT identifier FROM grdb_migrations ORDER BY identifier")
                     == (try first.appliedMigrations()))
-            #expect(try second.study(id: study.id) == study)
+            #expect(try second.study(id: study.id, tenant: Tenant.default) == study)
             #expect(try second.jobs(studyId: study.id) == jobs)
 
             let columns = try second.strings(sql: "SELECT name FROM pragma_table_info('jobs')")

@@ -48,6 +48,10 @@ struct ServerOptions: Sendable {
     var maxJSONBytes: Int?
     /// Short waits, so webhook retries happen within a test.
     var webhookRetryDelays: [Duration] = [.milliseconds(50), .milliseconds(100)]
+    /// `--auth on` (tokens: `AuthTests`' `makeToken`, on a file database).
+    var requiresAuthentication = false
+    /// Any other setting (limits, timeouts).
+    var configure: @Sendable (inout ServerConfiguration) -> Void = { _ in }
 }
 
 /// Builds the real application (`buildApplication`) on `folder` and runs `test` against it.
@@ -63,6 +67,8 @@ func withServer<T>(
     if let limit = options.maxUploadBytes { configuration.maxUploadBytes = limit }
     if let limit = options.maxJSONBytes { configuration.maxJSONBytes = limit }
     configuration.webhookRetryDelays = options.webhookRetryDelays
+    configuration.requiresAuthentication = options.requiresAuthentication
+    options.configure(&configuration)
     let app = try await buildApplication(configuration)
     return try await app.test(setup) { client in try await test(APIClient(client: client, folder: folder)) }
 }
@@ -83,20 +89,37 @@ struct APIClient: Sendable {
     let client: any TestClientProtocol
     /// The server's data folder.
     let folder: URL
+    /// Sent as `Authorization: Bearer <token>` with every request.
+    var token: String? = nil
 
     var datasetsFolder: URL { folder.appendingPathComponent("datasets", isDirectory: true) }
 
-    func get(_ uri: String) async throws -> TestResponse {
-        try await client.execute(uri: uri, method: .get)
+    /// The same client, sending `token` (nil: none).
+    func authorized(_ token: String?) -> APIClient {
+        var copy = self
+        copy.token = token
+        return copy
+    }
+
+    private var authorization: HTTPFields {
+        guard let token else { return [:] }
+        return [.authorization: "Bearer \(token)"]
+    }
+
+    func get(_ uri: String, headers: HTTPFields = [:]) async throws -> TestResponse {
+        var all = authorization
+        all.append(contentsOf: headers)
+        return try await client.execute(uri: uri, method: .get, headers: all)
     }
 
     func delete(_ uri: String) async throws -> TestResponse {
-        try await client.execute(uri: uri, method: .delete)
+        try await client.execute(uri: uri, method: .delete, headers: authorization)
     }
 
     func post(_ uri: String, body: String? = nil, contentType: String? = "application/json",
               headers extra: HTTPFields = [:]) async throws -> TestResponse {
-        var headers = extra
+        var headers = authorization
+        headers.append(contentsOf: extra)
         if let contentType { headers[.contentType] = contentType }
         return try await client.execute(uri: uri, method: .post, headers: headers, body: body.map { ByteBuffer(string: $0) })
     }
@@ -107,7 +130,7 @@ struct APIClient: Sendable {
 
     /// `POST /v1/datasets?<query>` with `data` as the raw body.
     func upload(_ data: Data, query: String, contentType: String? = "text/csv") async throws -> TestResponse {
-        var headers: HTTPFields = [:]
+        var headers = authorization
         if let contentType { headers[.contentType] = contentType }
         return try await client.execute(uri: "/v1/datasets?\(query)", method: .post, headers: headers, body: ByteBuffer(bytes: data))
     }

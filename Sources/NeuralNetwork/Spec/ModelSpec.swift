@@ -134,6 +134,8 @@ extension ModelSpec {
         if let shape = model.intArray("input_shape") {
             if shape.isEmpty || shape.count > 4 || shape.contains(where: { $0 < 1 }) {
                 model.report("input_shape", "must be a list of 1 to 4 positive sizes, got \(shape)")
+            } else if !ModelSpec.isSampleSized(shape) {
+                model.report("input_shape", "must hold at most \(ModelSpec.maxSampleValues) values per sample, got \(shape)")
             } else {
                 inputShape = shape
             }
@@ -246,6 +248,7 @@ extension ModelSpec {
             if !layer.has("shape") { layer.report("shape", "is required: the per-sample shape, e.g. [1, 8, 8]") }
             let shape = layer.intArray("shape") ?? [1]
             if shape.isEmpty || shape.contains(where: { $0 < 1 }) { layer.report("shape", "must be a list of positive sizes, got \(shape)") }
+            else if !ModelSpec.isSampleSized(shape) { layer.report("shape", "must hold at most \(ModelSpec.maxSampleValues) values per sample, got \(shape)") }
             return .reshape(shape: shape)
         case "embedding":
             return .embedding(numEmbeddings: required("num_embeddings", "the vocabulary size"), dim: required("dim", "the embedding size"))
@@ -302,5 +305,22 @@ extension LayerSpec {
         }
         fields["type"] = JSONValue(typeName)
         return .object(fields)
+    }
+}
+
+extension ModelSpec {
+    /// The most values one sample may hold (2³¹): far above any real input, and low enough that
+    /// the shape arithmetic of the layers (sizes, parameters, FLOPs) cannot overflow.
+    public static let maxSampleValues = 1 << 31
+
+    /// Whether the sizes multiply to at most `maxSampleValues` (checked without overflowing).
+    static func isSampleSized(_ shape: [Int]) -> Bool {
+        var product = 1
+        for size in shape {
+            let (next, overflow) = product.multipliedReportingOverflow(by: size)
+            if overflow || next > maxSampleValues { return false }
+            product = next
+        }
+        return true
     }
 }

@@ -37,6 +37,7 @@
     flash: null,         // { text, until }
     lastUpdated: null,
     token: readToken(),
+    askedForToken: false, // the first 401 of the page prompts for a token; later ones show the notice's button
   };
 
   const rowCache = new Map(); // job id → { signature, row }
@@ -275,6 +276,11 @@
       refreshAgoTexts();
       renderNotice();
       state.busy = false;
+      if (unauthorized && !state.askedForToken) {
+        // The server has auth on: ask once (after the notice is drawn); askToken refreshes with the token.
+        state.askedForToken = true;
+        setTimeout(askToken, 0);
+      }
       if (state.again) { state.again = false; refresh(); } else schedule();
     }
   }
@@ -438,14 +444,15 @@
         event.stopPropagation();
         if (!state.token) return; // the plain link works when auth is off
         event.preventDefault();
-        downloadWithToken(id, fileName);
+        downloadWithToken(jobPath(id, "/model"), fileName);
       },
     }, "Download");
   }
 
-  async function downloadWithToken(id, fileName) {
+  /** With auth on a plain link cannot send the token: fetch the file with it, then save the blob. */
+  async function downloadWithToken(path, fileName) {
     try {
-      const response = await fetch(jobPath(id, "/model"), { headers: authHeaders() });
+      const response = await fetch(path, { headers: authHeaders() });
       if (!response.ok) throw new Error("HTTP " + response.status);
       const url = URL.createObjectURL(await response.blob());
       const a = el("a", { href: url, download: fileName });
@@ -456,6 +463,19 @@
     } catch (error) {
       flash("Download failed: " + error.message);
     }
+  }
+
+  function stageDownloadLink(id, stage) {
+    const path = jobPath(id, "/model?stage=" + encodeURIComponent(stage));
+    const fileName = safeFileName(id) + "." + safeFileName(stage) + ".safetensors";
+    return el("a", {
+      href: path, download: fileName,
+      onclick: (event) => {
+        if (!state.token) return; // the plain link works when auth is off
+        event.preventDefault();
+        downloadWithToken(path, fileName);
+      },
+    }, "download");
   }
 
   async function cancelJob(id, button) {
@@ -614,7 +634,7 @@
       el("td", { class: "num" }, isNum(stage.bytes) && isNum(first.bytes) && stage.bytes > 0 ? (first.bytes / stage.bytes).toFixed(2) + "×" : "—"),
       el("td", { class: "num" }, fmtPct(stage.test_accuracy)),
       el("td", { class: "num" }, isNum(stage.latency_ms_per_sample) ? (stage.latency_ms_per_sample * 1000).toFixed(1) + " µs" : "—"),
-      el("td", null, el("a", { href: jobPath(String(state.detail.id), "/model?stage=" + encodeURIComponent(stage.name)), download: "" }, "download"))));
+      el("td", null, stageDownloadLink(String(state.detail.id), String(stage.name)))));
     $("detail-stages").replaceChildren(...rows);
     const table = report && report.sensitivity && typeof report.sensitivity === "object" ? report.sensitivity : null;
     $("sensitivity-figure").hidden = !table;

@@ -1,0 +1,49 @@
+import Foundation
+import JobStore
+import NeuralNetwork
+import Training
+
+/// What one job may ask of the workers, checked at submission (`JobSpecChecker`): each a 422 at the
+/// spec path it concerns, naming the limit and the flag that sets it.
+struct JobLimits: Sendable {
+    /// `epochs × training rows` (`--max-epoch-samples`).
+    var maxEpochSamples: Int
+    /// Trainable parameters (`--max-model-parameters`).
+    var maxModelParameters: Int
+
+    /// Every limit the resolved spec exceeds, as spec issues.
+    func problems(of spec: JobSpec, rows: Int) -> [SpecIssue] {
+        var issues: [SpecIssue] = []
+        // The rows the model trains on: what the validation and test splits leave of the data.
+        let heldOut = spec.validation.fraction + spec.test.fraction
+        let trainingRows = max(0, Int((Double(rows) * (1 - heldOut)).rounded()))
+        let epochs = spec.plannedEpochs
+        let (samples, overflow) = epochs.multipliedReportingOverflow(by: trainingRows)
+        if overflow || samples > maxEpochSamples {
+            let count = overflow ? "more than \(Int.max)" : "\(samples)"
+            issues.append(SpecIssue(path: "training.epochs", message: "\(epochs) epochs × \(trainingRows) training rows = \(count) samples, above the limit of \(maxEpochSamples) (--max-epoch-samples); train fewer epochs or on less data"))
+        }
+        if let parameters = spec.size?.parameters, parameters > maxModelParameters {
+            issues.append(SpecIssue(path: "model", message: "has \(parameters) trainable parameters, above the limit of \(maxModelParameters) (--max-model-parameters)"))
+        }
+        return issues
+    }
+}
+
+extension APIError {
+    /// The API's answer to a limit the store enforces, or nil for another error.
+    static func limit(_ error: any Error) -> APIError? {
+        switch error as? JobStoreError {
+        case .tooManyActiveJobs(let tenant, let active, let adding, let limit)?:
+            let asked = adding == 1 ? "another job" : "\(adding) more jobs"
+            return .tooManyRequests(code: "too_many_jobs", "tenant \(tenant) has \(active) queued or running jobs; \(asked) would exceed the limit of \(limit) (--max-queued-per-tenant). Wait for some to finish or cancel them")
+        case .tooManyDatasets(let tenant, let limit)?:
+            return .tooManyRequests(code: "too_many_datasets", "tenant \(tenant) already keeps \(limit) datasets, the limit (--max-datasets-per-tenant); delete one first")
+        case .datasetBytesExceeded(let tenant, let stored, let adding, let limit)?:
+            return APIError(status: .contentTooLarge, code: "dataset_storage_full",
+                            message: "tenant \(tenant)'s datasets take \(stored) bytes; \(adding) more would exceed the limit of \(limit) bytes (--max-dataset-bytes-per-tenant); delete some first")
+        default:
+            return nil
+        }
+    }
+}
