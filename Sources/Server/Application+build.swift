@@ -48,7 +48,7 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
                       quota: DatasetQuota(maxDatasets: configuration.maxDatasetsPerTenant, maxBytes: configuration.maxDatasetBytesPerTenant),
                       logger: logger)
         .addRoutes(to: v1.group("datasets"))
-    JobController(jobs: database, datasets: database, folder: folder, pool: pool, events: events,
+    JobController(jobs: database, datasets: database, deliveries: database, folder: folder, pool: pool, events: events,
                   specBody: specBody, predictionBody: otherJSONBody, limits: jobLimits, maxQueuedPerTenant: configuration.maxQueuedPerTenant)
         .addRoutes(to: v1.group("jobs"))
     StudyController(studies: database, jobs: database, datasets: database, folder: folder, pool: pool,

@@ -13,6 +13,7 @@ import Workers
 struct JobController {
     let jobs: any JobRepository
     let datasets: any DatasetRepository
+    let deliveries: any WebhookDeliveryRepository
     let folder: DataFolder
     let pool: WorkerPool
     let events: JobEventHub
@@ -35,6 +36,7 @@ struct JobController {
         group.post(":id/cancel", use: cancel)
         group.get(":id/model", use: model)
         group.get(":id/report", use: report)
+        group.get(":id/deliveries", use: webhookDeliveries)
         group.post(":id/predict", use: predict)
         group.get(":id/samples", use: samples)
     }
@@ -191,6 +193,18 @@ struct JobController {
               case .object(let report) = try JSONValue.parse(data), case .array(let stages)? = report["stages"]
         else { return [] }
         return stages.compactMap { if case .object(let stage) = $0, case .string(let name)? = stage["name"] { name } else { nil } }
+    }
+
+    /// `GET /v1/jobs/{id}/deliveries`: every attempt to deliver the job's `notify` webhook, oldest first.
+    @Sendable func webhookDeliveries(_ request: Request, context: AppRequestContext) async throws -> Response {
+        let job = try requireJob(context)
+        let rows: [JSONValue] = try deliveries.deliveries(jobId: job.id).map { delivery in
+            ["event": JSONValue(delivery.event), "url": JSONValue(delivery.url), "attempt": JSONValue(delivery.attempt),
+             "status_code": delivery.statusCode.map { JSONValue($0) } ?? .null, "error": delivery.error.map { JSONValue($0) } ?? .null,
+             "delivered": .bool(delivery.delivered), "duration_ms": JSONValue(delivery.durationMs),
+             "attempted_at": JSONValue(delivery.attemptedAt.rfc3339)]
+        }
+        return jsonResponse(["deliveries": .array(rows)])
     }
 
     /// `GET /v1/jobs/{id}/report`: every stage of the compression pipeline measured, and the sensitivity table.
@@ -466,7 +480,7 @@ extension JobRecord {
     var links: JSONValue {
         ["self": JSONValue("/v1/jobs/\(id)"), "metrics": JSONValue("/v1/jobs/\(id)/metrics"), "events": JSONValue("/v1/jobs/\(id)/events"),
          "cancel": JSONValue("/v1/jobs/\(id)/cancel"), "model": JSONValue("/v1/jobs/\(id)/model"), "predict": JSONValue("/v1/jobs/\(id)/predict"),
-         "report": JSONValue("/v1/jobs/\(id)/report")]
+         "report": JSONValue("/v1/jobs/\(id)/report"), "deliveries": JSONValue("/v1/jobs/\(id)/deliveries")]
     }
 
     /// `GET /v1/jobs/{id}` (the list leaves out the spec).

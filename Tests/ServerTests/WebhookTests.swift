@@ -79,6 +79,18 @@ struct WebhookTests {
                 #expect(job["id"] as? String == id && job["status"] as? String == "succeeded" && job["name"] as? String == "hooked")
                 #expect((job["result"] as? [String: Any])?["parameters"] != nil)
                 #expect(deliveries.last?.event == "succeeded")
+                // The delivery log: two refusals, then the delivery.
+                var log: [JSONValue] = []
+                for _ in 0..<100 {
+                    log = try await api.get("/v1/jobs/\(id)/deliveries").json()["deliveries"]?.array ?? []
+                    if log.count == 3 { break }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                #expect(log.map { $0["attempt"]?.int } == [1, 2, 3])
+                #expect(log.map { $0["status_code"]?.int } == [503, 503, 200])
+                #expect(log.map { $0["delivered"] } == [false, false, true])
+                #expect(log.first?["error"]?.string?.contains("503") == true)
+                #expect(log.allSatisfy { $0["url"] == .string(url) && $0["event"] == "succeeded" })
                 // The spec keeps the webhook as given, defaults filled in.
                 #expect(try await api.job(id)["spec"]?["notify"] == ["url": .string(url), "events": ["succeeded", "failed", "cancelled"]])
             }

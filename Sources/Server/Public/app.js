@@ -23,6 +23,7 @@
     epochs: [],          // its metrics rows
     hoverEpoch: null,    // epoch under the pointer in either chart
     report: null,        // the selected job's compression report, once it has succeeded
+    deliveries: [],      // its webhook delivery attempts, once it has finished
     studies: [],
     selectedStudyId: null,
     study: null,         // the selected study as GET /v1/studies/{id} answered
@@ -528,6 +529,11 @@
     const [job, metrics] = await Promise.allSettled([api(jobPath(id)), api(jobPath(id, "/metrics"))]);
     // A succeeded job's compression report (stages and sensitivity); other jobs have none yet.
     state.report = null;
+    state.deliveries = [];
+    const hasWebhook = job.status === "fulfilled" && job.value && job.value.spec && job.value.spec.notify;
+    if (hasWebhook && !ACTIVE.has(job.value.status)) {
+      try { state.deliveries = listOf(await api(jobPath(id, "/deliveries")), "deliveries"); } catch (_) { state.deliveries = []; }
+    }
     if (job.status === "fulfilled" && job.value && job.value.status === "succeeded") {
       try { state.report = await api(jobPath(id, "/report")); } catch (_) { state.report = null; }
     }
@@ -615,7 +621,22 @@
 
     renderEpochTable();
     renderCompression();
+    renderDeliveries();
     drawCharts();
+  }
+
+  /** The webhook's delivery log: one row per attempt. */
+  function renderDeliveries() {
+    const rows = state.deliveries || [];
+    $("detail-deliveries-box").hidden = rows.length === 0;
+    $("detail-deliveries").replaceChildren(...rows.map((d) => el("tr", null,
+      el("td", { class: "num" }, String(d.attempt)),
+      el("td", null, String(d.event)),
+      el("td", null, d.delivered ? "delivered" : "failed"),
+      el("td", { class: "num" }, isNum(d.status_code) ? String(d.status_code) : "—"),
+      el("td", { class: "num" }, isNum(d.duration_ms) ? d.duration_ms.toFixed(0) + " ms" : "—"),
+      el("td", null, d.attempted_at ? fmtTime(d.attempted_at) : "—"),
+      el("td", null, d.error ? String(d.error) : ""))));
   }
 
   /** The compression pipeline's stages as a table, and the sensitivity analysis as a chart. */
