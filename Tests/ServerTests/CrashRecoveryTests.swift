@@ -53,7 +53,7 @@ private final class ServerProcess {
         port = Self.freePort()
         let process = Process()
         process.executableURL = Self.executable
-        process.arguments = ["serve", "--port", String(port), "--data-dir", dataFolder.path, "--log-level", "info", "--blas-threads", "1"]
+        process.arguments = ["serve", "--port", String(port), "--data-dir", dataFolder.path, "--log-level", "debug", "--blas-threads", "1"]
         if !FileManager.default.fileExists(atPath: logFile.path) {
             _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         }
@@ -63,17 +63,21 @@ private final class ServerProcess {
         process.standardError = output
         try process.run()
         self.process = process
-        // Serving once /healthz answers; a process that exits first could not bind its port.
-        let deadline = Date().addingTimeInterval(60)
+        // Serving once /healthz answers; a process that exits first could not bind its port, and one
+        // that does not answer in time (a port another test's server took first) is replaced.
+        let deadline = Date().addingTimeInterval(30)
         while Date() < deadline {
             if !process.isRunning {
                 self.process = nil
                 return false
             }
-            if (try? await request("GET", "/healthz").status) == 200 { return true }
+            if (try? await request("GET", "/healthz", timeout: 2).status) == 200 { return true }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw ProcessFailure("the server did not answer /healthz within 60 s; log: \(log())")
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        self.process = nil
+        return false
     }
 
     func log() -> String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
@@ -95,11 +99,12 @@ private final class ServerProcess {
         return Date().timeIntervalSince(start)
     }
 
-    func request(_ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json") async throws -> (status: Int, data: Data) {
+    func request(_ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json",
+                 timeout: TimeInterval = 10) async throws -> (status: Int, data: Data) {
         var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port)\(path)")!)
         request.httpMethod = method
         request.httpBody = body
-        request.timeoutInterval = 10
+        request.timeoutInterval = timeout
         if body != nil { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
         let (data, response) = try await URLSession.shared.data(for: request)
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdTesting
 import NeuralNetwork
 import NIOCore
 import Synchronization
@@ -17,14 +18,13 @@ private final class Receiver: Sendable {
     }
     private let statuses: Mutex<[HTTPResponse.Status]>
     private let received = Mutex<[Delivery]>([])
-    private let port = Mutex<Int?>(nil)
 
     init(statuses: [HTTPResponse.Status]) { self.statuses = Mutex(statuses) }
 
     var deliveries: [Delivery] { received.withLock { $0 } }
 
     /// Runs the receiver while `body` runs, with its URL.
-    func run(_ body: (String) async throws -> Void) async throws {
+    func run(_ body: @escaping @Sendable (String) async throws -> Void) async throws {
         let router = Router()
         router.post("hook") { request, context -> Response in
             let buffer = try await request.body.collect(upTo: 1 << 20)
@@ -34,15 +34,11 @@ private final class Receiver: Sendable {
             let status = self.statuses.withLock { $0.isEmpty ? .ok : $0.removeFirst() }
             return Response(status: status)
         }
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { channel in self.port.withLock { $0 = channel.localAddress?.port } })
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.runService() }
-            let deadline = ContinuousClock.now + .seconds(10)
-            while port.withLock({ $0 }) == nil, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
-            let port = try #require(self.port.withLock { $0 })
+        // HummingbirdTesting's live mode serves it on a free loopback port for the duration of `body`.
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
             try await body("http://127.0.0.1:\(port)/hook")
-            group.cancelAll()
         }
     }
 
