@@ -2,6 +2,7 @@ import Datasets
 import Foundation
 import HTTPTypes
 import Hummingbird
+import ServiceLifecycle
 import JobStore
 import NeuralNetwork
 import Synchronization
@@ -123,38 +124,65 @@ struct JobController {
         return jsonResponse(["epochs": .array(try jobs.metrics(jobId: job.id).map(\.json))])
     }
 
-    /// Server-Sent Events: the current `status` first, then `epoch`, `log` and `status` events as
-    /// they happen, and `done` when the job finishes.
+    /// Server-Sent Events of one job: `status`, `epoch` (the metrics row), `log`, `done`.
+    ///
+    /// Each `epoch` event has the epoch as its `id`, so a client that reconnects with
+    /// `Last-Event-ID: n` (browsers' EventSource does it by itself) first gets the stored rows after
+    /// epoch n, then the live ones, none twice; `retry` tells it to come back after 2 s.
     @Sendable func eventStream(_ request: Request, context: AppRequestContext) async throws -> Response {
         let job = try requireJob(context)
-        let stream = events.subscribe(jobId: job.id)  // before reading the state, so nothing falls in between
+        let resumeAfter = (request.headers[HTTPField.Name("Last-Event-ID")!] ?? request.uri.queryParameters["last_event_id"].map(String.init))
+            .flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        // Subscribed before reading the state, so nothing falls in between.
+        let (stream, endStream) = events.subscription(jobId: job.id)
         let jobs = self.jobs
         let body = ResponseBody { writer in
-            func send(_ event: String, _ data: JSONValue) async throws {
-                try await writer.write(ByteBuffer(string: "event: \(event)\ndata: \(data.encodedString())\n\n"))
+            func send(_ event: String, _ data: JSONValue, id: Int? = nil) async throws {
+                let idLine = id.map { "id: \($0)\n" } ?? ""
+                try await writer.write(ByteBuffer(string: "event: \(event)\n\(idLine)data: \(data.encodedString())\n\n"))
             }
+            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
             let current = (try? jobs.job(id: job.id)) ?? job
             try await send("status", ["id": JSONValue(current.id), "status": JSONValue(current.status.rawValue),
                                       "epoch": JSONValue(current.epoch), "epochs": JSONValue(current.epochs)])
+            // The rows a reconnecting client missed, from the store.
+            var lastSent = resumeAfter ?? Int.max
+            if let resumeAfter {
+                for row in (try? jobs.metrics(jobId: job.id)) ?? [] where row.epoch > resumeAfter {
+                    var replayed = row.json
+                    if case .object(var fields) = replayed { fields["epochs"] = JSONValue(current.epochs); replayed = .object(fields) }
+                    try await send("epoch", replayed, id: row.epoch)
+                    lastSent = row.epoch
+                }
+                if lastSent == Int.max { lastSent = resumeAfter }
+            }
             if current.status.isFinished {
-                try await send("done", ["id": JSONValue(current.id), "status": JSONValue(current.status.rawValue)])
+                try await send("done", current.json(includeSpec: false))
                 try await writer.finish(nil)
                 return
             }
-            for await event in stream {
-                switch event {
-                case .status(_, let status):
-                    try await send("status", ["id": JSONValue(job.id), "status": JSONValue(status.rawValue)])
-                case .epoch(_, let metrics, let epochs):
-                    var row = metrics.rowJSON
-                    if case .object(var fields) = row { fields["epochs"] = JSONValue(epochs); row = .object(fields) }
-                    try await send("epoch", row)
-                case .log(_, let message):
-                    try await send("log", ["message": JSONValue(message)])
-                case .done(_, let status):
-                    let final = (try? jobs.job(id: job.id)).map { $0.json(includeSpec: false) } ?? ["status": JSONValue(status.rawValue)]
-                    try await send("done", final)
+            // A server shutting down ends the stream (the client comes back with Last-Event-ID);
+            // otherwise graceful shutdown would wait for the job to finish.
+            try await withGracefulShutdownHandler {
+                for await event in stream {
+                    switch event {
+                    case .status(_, let status):
+                        try await send("status", ["id": JSONValue(job.id), "status": JSONValue(status.rawValue)])
+                    case .epoch(_, let metrics, let epochs):
+                        // Already replayed from the store (it arrived while the replay ran).
+                        if lastSent != Int.max, metrics.epoch <= lastSent { continue }
+                        var row = metrics.rowJSON
+                        if case .object(var fields) = row { fields["epochs"] = JSONValue(epochs); row = .object(fields) }
+                        try await send("epoch", row, id: metrics.epoch)
+                    case .log(_, let message):
+                        try await send("log", ["message": JSONValue(message)])
+                    case .done(_, let status):
+                        let final = (try? jobs.job(id: job.id)).map { $0.json(includeSpec: false) } ?? ["status": JSONValue(status.rawValue)]
+                        try await send("done", final)
+                    }
                 }
+            } onGracefulShutdown: {
+                endStream()
             }
             try await writer.finish(nil)
         }

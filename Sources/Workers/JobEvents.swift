@@ -32,6 +32,11 @@ public final class JobEventHub: Sendable {
 
     /// A stream of the events of one job (or of every job when `jobId` is nil).
     public func subscribe(jobId: String?) -> AsyncStream<JobEvent> {
+        subscription(jobId: jobId).events
+    }
+
+    /// The same stream, with a way to end it early (a server shutting down closes its event streams).
+    public func subscription(jobId: String?) -> (events: AsyncStream<JobEvent>, finish: @Sendable () -> Void) {
         let (stream, continuation) = AsyncStream.makeStream(of: JobEvent.self, bufferingPolicy: .bufferingNewest(256))
         let token = state.withLock { state in
             state.nextToken += 1
@@ -41,7 +46,7 @@ public final class JobEventHub: Sendable {
         continuation.onTermination = { [weak self] _ in
             self?.state.withLock { _ = $0.subscribers.removeValue(forKey: token) }
         }
-        return stream
+        return (stream, { continuation.finish() })
     }
 
     /// Calls `observer` synchronously for every event (for metrics); keep it fast.

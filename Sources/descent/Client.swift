@@ -28,6 +28,8 @@ struct APIClient {
 
     struct Failure: Error, CustomStringConvertible {
         let description: String
+        /// No answer at all (refused, timed out): worth trying again when following a job.
+        var isUnreachable = false
     }
 
     func request(_ method: String, _ path: String, body: Data? = nil, contentType: String? = nil) async throws -> (Data, Int) {
@@ -40,7 +42,7 @@ struct APIClient {
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         let (data, response): (Data, URLResponse)
         do { (data, response) = try await URLSession.shared.data(for: request) } catch {
-            throw Failure(description: "cannot reach \(base.absoluteString): \(error.localizedDescription)")
+            throw Failure(description: "cannot reach \(base.absoluteString): \(error.localizedDescription)", isUnreachable: true)
         }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         guard (200..<300).contains(status) else { throw Failure(description: Self.describeError(data, status: status)) }

@@ -198,11 +198,16 @@ struct CrashRecoveryTests {
         }
     }
 
-    @Test("SIGTERM stops the server within 10 s with the job back in the queue, and the next start resumes it")
+    @Test("SIGTERM stops the server within 10 s, an open event stream notwithstanding, with the job back in the queue; the next start resumes it")
     func sigtermRequeuesAndResumes() async throws {
         try await withServer { server in
             let id = try await server.json("POST", "/v1/jobs", body: Self.spec)["id"] as! String
             let running = try await server.waitForJob(id) { ($0["epoch"] as? Int ?? 0) >= 3 }
+            // A client following the job's event stream must not hold the shutdown open.
+            let follower = URLSession.shared.dataTask(with: URL(string: "http://127.0.0.1:\(server.port)/v1/jobs/\(id)/events")!)
+            follower.resume()
+            defer { follower.cancel() }
+            try await Task.sleep(for: .milliseconds(300))
             let seconds = try await server.stop(with: SIGTERM)
             #expect(seconds < 10, "exit took \(seconds) s")
             try await server.start()

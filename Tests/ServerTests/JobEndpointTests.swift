@@ -274,14 +274,15 @@ struct ServerSentEvent {
     var event: String
     var data: JSONValue
 
+    /// As EventSource reads it: a block without a `data` line (the `retry` hint) dispatches nothing.
     static func parse(_ text: String) throws -> [ServerSentEvent] {
-        try text.components(separatedBy: "\n\n").filter { !$0.isEmpty }.map { block in
-            var event = "message", data = ""
+        try text.components(separatedBy: "\n\n").compactMap { block in
+            var event = "message", data: String?
             for line in block.split(separator: "\n") {
                 if line.hasPrefix("event: ") { event = String(line.dropFirst(7)) }
-                else if line.hasPrefix("data: ") { data += line.dropFirst(6) }
+                else if line.hasPrefix("data: ") { data = (data ?? "") + line.dropFirst(6) }
             }
-            return ServerSentEvent(event: event, data: try JSONValue(data))
+            return try data.map { ServerSentEvent(event: event, data: try JSONValue($0)) }
         }
     }
 }

@@ -24,6 +24,7 @@
     hoverEpoch: null,    // epoch under the pointer in either chart
     report: null,        // the selected job's compression report, once it has succeeded
     deliveries: [],      // its webhook delivery attempts, once it has finished
+    live: null,          // the open job's event stream: { id, controller, connected, retryMs }
     studies: [],
     selectedStudyId: null,
     study: null,         // the selected study as GET /v1/studies/{id} answered
@@ -296,7 +297,8 @@
   function detailNeedsReload() {
     const d = state.detail;
     if (!d || d.id !== state.selectedId) return true;
-    if (ACTIVE.has(d.status)) return true;
+    // A running job followed over its event stream is up to date without polling.
+    if (ACTIVE.has(d.status)) return !(state.live && state.live.id === d.id && state.live.connected);
     const listed = state.jobs.find((j) => j.id === d.id);
     return Boolean(listed && (listed.status !== d.status || listed.epoch !== d.epoch));
   }
@@ -517,6 +519,7 @@
   }
 
   function closeDetail() {
+    stopFollowing();
     state.selectedId = null;
     state.detail = null;
     state.epochs = [];
@@ -552,6 +555,88 @@
       state.epochs = listOf(metrics.value, "epochs").filter((row) => row && isNum(row.epoch));
     }
     renderDetail();
+    if (ACTIVE.has(state.detail.status)) follow(id); else stopFollowing();
+  }
+
+  // ---- live updates of the open job (Server-Sent Events) -------------------
+
+  /**
+   * Follows GET /v1/jobs/{id}/events with fetch (not EventSource, which cannot send the token):
+   * epoch rows extend the charts as they come; a dropped connection resumes with Last-Event-ID
+   * after the server's retry delay, so no epoch is missed or drawn twice; done reloads the job.
+   */
+  function follow(id) {
+    if (state.live && state.live.id === id) return;
+    stopFollowing();
+    const live = { id, controller: new AbortController(), connected: false, lastEpoch: null, retryMs: 2000 };
+    state.live = live;
+    const run = async () => {
+      while (state.live === live) {
+        try {
+          const headers = authHeaders();
+          const last = state.epochs.length ? state.epochs[state.epochs.length - 1].epoch : null;
+          if (last !== null) headers["Last-Event-ID"] = String(last);
+          const response = await fetch(jobPath(id, "/events"), { headers, signal: live.controller.signal });
+          if (!response.ok || !response.body) throw new Error("HTTP " + response.status);
+          live.connected = true;
+          const reader = response.body.getReader();
+          const decoder = new TextDecoder();
+          let buffer = "";
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            buffer += decoder.decode(value, { stream: true });
+            let cut;
+            while ((cut = buffer.indexOf("\n\n")) >= 0) {
+              const block = buffer.slice(0, cut);
+              buffer = buffer.slice(cut + 2);
+              if (onServerEvent(live, block) === "done") return;
+            }
+          }
+        } catch (error) {
+          if (live.controller.signal.aborted) return;
+        }
+        live.connected = false;
+        await new Promise((resolve) => setTimeout(resolve, live.retryMs));
+      }
+    };
+    run();
+  }
+
+  function stopFollowing() {
+    if (state.live) state.live.controller.abort();
+    state.live = null;
+  }
+
+  /** One SSE block: updates the open job; returns "done" at the end of the stream's job. */
+  function onServerEvent(live, block) {
+    let event = "message", data = null;
+    for (const line of block.split("\n")) {
+      if (line.startsWith("event: ")) event = line.slice(7);
+      else if (line.startsWith("data: ")) data = (data || "") + line.slice(6);
+      else if (line.startsWith("retry: ")) live.retryMs = Number(line.slice(7)) || live.retryMs;
+    }
+    if (data === null || state.live !== live || !state.detail || state.detail.id !== live.id) return null;
+    let payload;
+    try { payload = JSON.parse(data); } catch (_) { return null; }
+    const detail = state.detail;
+    if (event === "epoch" && isNum(payload.epoch)) {
+      const last = state.epochs.length ? state.epochs[state.epochs.length - 1].epoch : 0;
+      if (payload.epoch > last) state.epochs.push(payload);
+      detail.epoch = payload.epoch;
+      if (isNum(payload.epochs) && payload.epochs > 0) detail.progress = Math.min(1, payload.epoch / payload.epochs);
+      detail.latest = Object.assign({}, detail.latest, payload);
+      renderDetail();
+    } else if (event === "status" && typeof payload.status === "string") {
+      detail.status = payload.status;
+      renderDetail();
+    } else if (event === "done") {
+      stopFollowing();
+      loadDetail(live.id).catch(() => {});
+      refresh();
+      return "done";
+    }
+    return null;
   }
 
   function renderDetail() {
