@@ -25,7 +25,12 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
         logger.warning("auth is on and there is no valid token: every /v1 request will be refused. Make one with descent token create --tenant NAME")
     }
     let events = JobEventHub()
-    let metrics = ServerMetrics(jobs: database, events: events)
+    let databasePath: String? = switch configuration.databasePath {
+    case ":memory:": nil
+    case let path?: path
+    case nil: configuration.dataDirectory.appendingPathComponent("descent.sqlite").path
+    }
+    let metrics = ServerMetrics(jobs: database, events: events, databasePath: databasePath)
     WebhookNotifier(jobs: database, deliveries: database, logger: logger, retryDelays: configuration.webhookRetryDelays)
         .attach(to: events)
     let pool = WorkerPool(

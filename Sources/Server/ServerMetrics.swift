@@ -5,17 +5,28 @@ import Prometheus
 import Synchronization
 import Workers
 
-/// The Prometheus metrics of `GET /metrics`: jobs by state, queue depth, job durations, HTTP
-/// requests by route and status, samples/s of running jobs. Kept in a registry of our own (not
-/// the global MetricsSystem) so each application — and each test — has its own.
+/// The Prometheus metrics of `GET /metrics`: jobs by state, queue depth, job durations, epochs
+/// and samples trained, samples/s of running jobs, HTTP requests by route and status with their
+/// latency, and the database's size. Kept in a registry of our own (not the global MetricsSystem)
+/// so each application — and each test — has its own.
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let jobs: any JobRepository
     private let jobDurations: DurationHistogram
     private let throughput = Mutex<[String: Gauge]>([:])
+    private let epochsTrained: Counter
+    private let samplesTrained: Counter
+    /// The SQLite file and its WAL (nil for an in-memory database).
+    private let databaseFiles: [URL]
 
-    init(jobs: any JobRepository, events: JobEventHub) {
+    static let latencyBuckets: [Duration] = [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+                                             .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)]
+
+    init(jobs: any JobRepository, events: JobEventHub, databasePath: String? = nil) {
         self.jobs = jobs
+        databaseFiles = databasePath.map { path in [path, path + "-wal"].map { URL(fileURLWithPath: $0) } } ?? []
+        epochsTrained = registry.makeCounter(descriptor: Self.descriptor("epochs_trained", unit: "total", help: "Training epochs finished, all jobs"))
+        samplesTrained = registry.makeCounter(descriptor: Self.descriptor("samples_trained", unit: "total", help: "Training samples processed, all jobs"))
         jobDurations = registry.makeDurationHistogram(
             descriptor: Self.descriptor("job_duration", unit: "seconds", help: "Wall time of finished jobs, from start to finish"),
             buckets: [.seconds(1), .seconds(5), .seconds(30), .seconds(60), .seconds(300), .seconds(900), .seconds(3600), .seconds(14400)])
@@ -34,6 +45,9 @@ final class ServerMetrics: Sendable {
                 return gauge
             }
             gauge.set(metrics.samplesPerSecond)
+            epochsTrained.increment()
+            // samples/s × seconds is the epoch's sample count (the rate was computed from it).
+            samplesTrained.increment(by: Int64((metrics.samplesPerSecond * metrics.seconds).rounded()))
         case .done(let jobId, _):
             if let gauge = throughput.withLock({ $0.removeValue(forKey: jobId) }) { registry.unregisterGauge(gauge) }
             if let job = try? jobs.job(id: jobId), let started = job.startedAt, let finished = job.finishedAt {
@@ -43,11 +57,15 @@ final class ServerMetrics: Sendable {
         }
     }
 
-    func countRequest(route: String, method: String, status: Int) {
+    func countRequest(route: String, method: String, status: Int, duration: Duration) {
         registry.makeCounter(
             descriptor: Self.descriptor("http_requests", unit: "total", help: "HTTP requests by route, method and status"),
             labels: [("route", route), ("method", method), ("status", String(status))]
         ).increment()
+        registry.makeDurationHistogram(
+            descriptor: Self.descriptor("http_request_duration", unit: "seconds", help: "Time to the response head, by route and method"),
+            labels: [("route", route), ("method", method)], buckets: Self.latencyBuckets
+        ).record(duration)
     }
 
     private static func descriptor(_ name: String, unit: String = "", help: String) -> MetricNameDescriptor {
@@ -64,6 +82,13 @@ final class ServerMetrics: Sendable {
             registry.makeGauge(descriptor: Self.descriptor("queue_depth", help: "Jobs waiting for a worker"))
                 .set(Double(counts[.queued] ?? 0))
         }
+        if !databaseFiles.isEmpty {
+            let bytes = databaseFiles.reduce(0) { total, file in
+                total + ((try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0)
+            }
+            registry.makeGauge(descriptor: Self.descriptor("database", unit: "bytes", help: "Size of the SQLite database and its WAL"))
+                .set(Double(bytes))
+        }
         return registry.emitToString()
     }
 }
@@ -73,15 +98,20 @@ struct HTTPMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
     let metrics: ServerMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        func count(_ status: Int) {
+            metrics.countRequest(route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: status,
+                                 duration: ContinuousClock.now - start)
+        }
         do {
             let response = try await next(request, context)
-            metrics.countRequest(route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: response.status.code)
+            count(response.status.code)
             return response
         } catch let error as any HTTPResponseError {
-            metrics.countRequest(route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: error.status.code)
+            count(error.status.code)
             throw error
         } catch {
-            metrics.countRequest(route: context.endpointPath ?? "unmatched", method: request.method.rawValue, status: 500)
+            count(500)
             throw error
         }
     }
