@@ -2,16 +2,24 @@
 # libraries they need (Debian/Ubuntu) first, so a fresh machine needs nothing else.
 SHELL := /bin/bash
 SYSTEM_PACKAGES := libopenblas-dev libsqlite3-dev libcurl4-openssl-dev zlib1g-dev
+# Only the tests need these: the status page is checked in a real headless browser.
+TEST_PACKAGES := chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data
 WORKERS ?= 1
 
-.PHONY: deps build serve test bench clean
+.PHONY: deps test-deps install-packages build serve test bench clean
 
 deps:
-	@missing=""; for package in $(SYSTEM_PACKAGES); do \
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(SYSTEM_PACKAGES)"
+
+test-deps: deps
+	@$(MAKE) --no-print-directory install-packages PACKAGES="$(TEST_PACKAGES)"
+
+install-packages:
+	@missing=""; for package in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$package"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -25,7 +33,7 @@ build: deps
 serve: build
 	.build/release/descent serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --workers $(WORKERS)
 
-test: deps
+test: test-deps
 	swift test
 
 bench: build

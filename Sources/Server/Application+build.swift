@@ -31,7 +31,8 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     case nil: configuration.dataDirectory.appendingPathComponent("descent.sqlite").path
     }
     let metrics = ServerMetrics(jobs: database, events: events, databasePath: databasePath)
-    WebhookNotifier(jobs: database, deliveries: database, logger: logger, retryDelays: configuration.webhookRetryDelays)
+    WebhookNotifier(jobs: database, deliveries: database, logger: logger, retryDelays: configuration.webhookRetryDelays,
+                    timeout: configuration.webhookTimeout)
         .attach(to: events)
     let pool = WorkerPool(
         configuration: WorkerConfiguration(workerCount: configuration.workerCount, blasThreads: configuration.blasThreads,

@@ -13,6 +13,8 @@ public struct ServerConfiguration: Sendable {
     public var workerCount = 1
     /// Waits before each retry of a failed webhook delivery (their count is the number of retries).
     public var webhookRetryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30), .seconds(120)]
+    /// How long one webhook delivery may take before it counts as failed.
+    public var webhookTimeout: TimeInterval = 10
     public var blasThreads: Int?
     public var maxUploadBytes = 512 * 1024 * 1024
     /// Largest JSON body (predictions; job specs and studies have `maxSpecBytes` too).

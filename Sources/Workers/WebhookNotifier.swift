@@ -68,6 +68,9 @@ public final class WebhookNotifier: Sendable {
         request.httpBody = body
         request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         request.setValue("descent-webhook/1", forHTTPHeaderField: "User-Agent")
+        // A connection per delivery: deliveries are rare, and a pooled connection the receiver closed
+        // in between would fail the POST for nothing.
+        request.setValue("close", forHTTPHeaderField: "Connection")
         request.setValue(event, forHTTPHeaderField: "X-Descent-Event")
         request.setValue("\(jobId)/\(event)/\(attempt)", forHTTPHeaderField: "X-Descent-Delivery")
         let started = Date()

@@ -67,6 +67,8 @@ func withServer<T>(
     if let limit = options.maxUploadBytes { configuration.maxUploadBytes = limit }
     if let limit = options.maxJSONBytes { configuration.maxJSONBytes = limit }
     configuration.webhookRetryDelays = options.webhookRetryDelays
+    // Generous: the whole suite runs in parallel on two cores.
+    configuration.webhookTimeout = 60
     configuration.requiresAuthentication = options.requiresAuthentication
     options.configure(&configuration)
     let app = try await buildApplication(configuration)

@@ -823,6 +823,12 @@
     return out;
   }
 
+  /** One per-epoch field as a single line (learning rate, gradient norm). */
+  function singleSeries(key, label) {
+    const points = state.epochs.map((m) => ({ x: m.epoch, y: isNum(m[key]) ? m[key] : null }));
+    return points.some((p) => p.y !== null) ? [{ label, color: COLORS.train, dash: [], points }] : [];
+  }
+
   function drawCharts() {
     if ($("detail").hidden) return;
     // While a job trains, the x axis spans all planned epochs so the curve grows across the chart;
@@ -833,6 +839,8 @@
       { canvas: $("chart-loss"), readout: $("readout-loss"), series: seriesFor("loss"), percent: false, empty: "no loss values yet" },
       { canvas: $("chart-acc"), readout: $("readout-acc"), series: seriesFor("accuracy"), percent: true,
         empty: state.epochs.length ? "no accuracy for this task" : "no accuracy values yet" },
+      { canvas: $("chart-lr"), readout: $("readout-lr"), series: singleSeries("lr", "lr"), percent: false, empty: "no epochs yet" },
+      { canvas: $("chart-grad"), readout: $("readout-grad"), series: singleSeries("grad_norm", "grad norm"), percent: false, empty: "no epochs yet" },
     ];
     for (const c of charts) {
       drawChart(c.canvas, c.series, { percent: c.percent, xMax, hoverX: state.hoverEpoch, empty: c.empty });
@@ -881,6 +889,9 @@
     ctx.textBaseline = "middle";
 
     const points = series.flatMap((s) => s.points.filter((p) => p.y !== null));
+    // What the chart shows, for scripts and tests (a canvas has no DOM to inspect).
+    canvas.dataset.points = String(points.length);
+    canvas.dataset.series = String(series.length);
     if (!points.length) {
       ctx.fillStyle = "#5b6675";
       ctx.textAlign = "center";
@@ -1353,7 +1364,7 @@
   function start() {
     $("detail-close").addEventListener("click", closeDetail);
     $("detail-epochs-box").addEventListener("toggle", renderEpochTable);
-    for (const canvas of [$("chart-loss"), $("chart-acc")]) {
+    for (const canvas of [$("chart-loss"), $("chart-acc"), $("chart-lr"), $("chart-grad")]) {
       canvas.addEventListener("mousemove", onChartPointer);
       canvas.addEventListener("mouseleave", onChartLeave);
     }

@@ -1,0 +1,53 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NeuralNetwork
+import Testing
+
+/// The status page in a real browser: Debian's headless Chromium (`make test` installs it) loads the
+/// page of a live server after a job has trained. Screenshots are kept in `.build/test-artifacts/`.
+@Suite("Status page in headless Chromium")
+struct StatusPageBrowserTests {
+    static var chromium: String? {
+        ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    static var artifacts: URL { RepositoryFiles.packageRoot.appendingPathComponent(".build/test-artifacts", isDirectory: true) }
+
+    /// The DOM after the page's scripts ran, and a screenshot of it.
+    static func load(_ url: String, screenshot name: String) throws -> String {
+        let browser = try #require(chromium, "no chromium: run `make test` (it installs Debian's chromium) or apt-get install chromium")
+        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("descent-chromium-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: profile) }
+        let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--user-data-dir=\(profile.path)",
+                     "--window-size=1300,2200", "--virtual-time-budget=6000"]
+        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
+        try PythonTools.run(URL(fileURLWithPath: browser), flags + ["--screenshot=\(artifacts.appendingPathComponent(name).path)", url])
+        return try PythonTools.run(URL(fileURLWithPath: browser), flags + ["--dump-dom", url])
+    }
+
+    @Test("a trained job shows its row, loss and accuracy curves with one point per epoch and split, and a download link")
+    func jobPageRendersInChromium() async throws {
+        try await withServer(ServerOptions(runsWorkers: true), setup: .live) { api in
+            let port = try #require(api.client.port)
+            let id = try await api.submit([
+                "name": "browser-check", "dataset": ["builtin": "moons", "samples": 300],
+                "model": ["layers": [["type": "dense", "units": 8, "activation": "relu"], ["type": "dense", "units": 2]]],
+                "training": ["epochs": 5],
+            ])
+            #expect(try await api.waitUntilFinished(id)["status"] == "succeeded")
+            let dom = try Self.load("http://127.0.0.1:\(port)/#\(id)", screenshot: "status-page-job.png")
+            #expect(dom.contains(id) && dom.contains("browser-check"), "the job's row and title")
+            #expect(dom.contains("succeeded"))
+            // Train and validation: 5 points each on loss and accuracy, 5 on the learning rate and gradient norm.
+            for (chart, points) in [("chart-loss", 10), ("chart-acc", 10), ("chart-lr", 5), ("chart-grad", 5)] {
+                #expect(dom.range(of: #"id="\#(chart)"[^>]*data-points="\#(points)""#, options: .regularExpression) != nil
+                        || dom.range(of: #"data-points="\#(points)"[^>]*id="\#(chart)""#, options: .regularExpression) != nil,
+                        "\(chart) should draw \(points) points")
+            }
+            #expect(dom.contains(#"href="/v1/jobs/\#(id)/model""#), "the download link")
+            let screenshot = Self.artifacts.appendingPathComponent("status-page-job.png")
+            #expect((try? FileManager.default.attributesOfItem(atPath: screenshot.path)[.size] as? Int) ?? 0 > 10_000)
+        }
+    }
+}
