@@ -11,6 +11,8 @@ struct ClientOptions: ParsableArguments {
     // No default value shown: --help must not print a token taken from the environment.
     @Option(help: "Bearer token for a server with auth on (default: $DESCENT_TOKEN).")
     var token: String?
+    @Flag(help: "Print the server's JSON instead of text, for scripts.")
+    var json = false
 
     var client: APIClient { get throws {
         guard let url = URL(string: server), url.scheme == "http" || url.scheme == "https" else {
@@ -76,10 +78,20 @@ func printJSON(_ object: Any) {
     }
 }
 
+/// Exit codes scripts can rely on (README § CLI).
+enum ClientExit {
+    /// The server answered with an error (4xx/5xx); its message is on standard error.
+    static let refused = ExitCode(1)
+    /// `watch`: the job ended failed or cancelled.
+    static let jobDidNotSucceed = ExitCode(2)
+    /// No answer from the server at all.
+    static let unreachable = ExitCode(3)
+}
+
 func failing<T>(_ body: () async throws -> T) async throws -> T {
     do { return try await body() } catch let failure as APIClient.Failure {
         FileHandle.standardError.write(Data("error: \(failure.description)\n".utf8))
-        throw ExitCode.failure
+        throw failure.isUnreachable ? ClientExit.unreachable : ClientExit.refused
     }
 }
 
@@ -117,6 +129,7 @@ struct DatasetsCommand: AsyncParsableCommand {
         func run() async throws {
             let client = try options.client
             let answer = try await failing { try await client.json("GET", "/v1/datasets") }
+            if options.json { return printJSON(answer) }
             for dataset in answer["datasets"] as? [[String: Any]] ?? [] {
                 print("\(dataset["id"] ?? "")  \(dataset["name"] ?? "")  \(dataset["rows"] ?? 0) rows × \(dataset["features"] ?? 0) features  \(dataset["task"] ?? "")")
             }
@@ -137,7 +150,7 @@ struct Submit: AsyncParsableCommand {
         let answer = try await failing {
             try await client.json("POST", validateOnly ? "/v1/jobs/validate" : "/v1/jobs", body: data, contentType: "application/json")
         }
-        if validateOnly { printJSON(answer) } else { print(answer["id"] as? String ?? "") }
+        if validateOnly || options.json { printJSON(answer) } else { print(answer["id"] as? String ?? "") }
     }
 }
 
@@ -153,6 +166,7 @@ struct Status: AsyncParsableCommand {
             return
         }
         let answer = try await failing { try await client.json("GET", "/v1/jobs?limit=50") }
+        if options.json { return printJSON(answer) }
         for job in answer["jobs"] as? [[String: Any]] ?? [] {
             let latest = job["latest"] as? [String: Any]
             let loss = (latest?["val_loss"] as? Double ?? latest?["train_loss"] as? Double).map { String(format: "loss %.4f", $0) } ?? ""
@@ -168,6 +182,7 @@ struct Cancel: AsyncParsableCommand {
     func run() async throws {
         let client = try options.client
         let answer = try await failing { try await client.json("POST", "/v1/jobs/\(id)/cancel") }
+        if options.json { return printJSON(answer) }
         print("\(id): \(answer["status"] as? String ?? "")")
     }
 }
@@ -185,6 +200,7 @@ struct Download: AsyncParsableCommand {
         let (data, _) = try await failing { try await client.request("GET", "/v1/jobs/\(id)/model\(query)") }
         let path = output ?? "\(id)\(stage.map { ".\($0)" } ?? "").safetensors"
         try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        if options.json { return printJSON(["file": path, "bytes": data.count]) }
         print("wrote \(path) (\(data.count) bytes)")
     }
 }
@@ -193,15 +209,11 @@ struct Report: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a succeeded job's compression stages: size, sparsity, accuracy, latency.")
     @OptionGroup var options: ClientOptions
     @Argument var id: String
-    @Flag(help: "Print the report as JSON.") var json = false
 
     func run() async throws {
         let client = try options.client
         let answer = try await failing { try await client.json("GET", "/v1/jobs/\(id)/report") }
-        if json {
-            printJSON(answer)
-            return
-        }
+        if options.json { return printJSON(answer) }
         let stages = answer["stages"] as? [[String: Any]] ?? []
         let firstBytes = stages.first?["bytes"] as? Int
         print("stage".padding(toLength: 12, withPad: " ", startingAt: 0) + "  parameters     nonzero        bytes  smaller  test acc.  µs/sample")

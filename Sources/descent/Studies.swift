@@ -27,12 +27,11 @@ struct StudiesCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a study's jobs ranked by its objective, best first.")
         @OptionGroup var options: ClientOptions
         @Argument var id: String
-        @Flag(help: "Print the server's JSON instead of a table.") var json = false
 
         func run() async throws {
             let client = try options.client
             let study = try await failing { try await client.json("GET", "/v1/studies/\(id)") }
-            if json {
+            if options.json {
                 printJSON(study)
                 return
             }
@@ -90,6 +89,7 @@ struct StudiesCommand: AsyncParsableCommand {
         func run() async throws {
             let client = try options.client
             let answer = try await failing { try await client.json("GET", "/v1/studies") }
+            if options.json { return printJSON(answer) }
             let rows = (answer["studies"] as? [[String: Any]] ?? []).map { study -> [String] in
                 let counts = study["counts"] as? [String: Int] ?? [:]
                 let finished = (counts["succeeded"] ?? 0) + (counts["failed"] ?? 0) + (counts["cancelled"] ?? 0)

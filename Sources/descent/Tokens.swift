@@ -52,9 +52,16 @@ struct TokenCommand: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List tokens: id, tenant, created, revoked (never the tokens themselves).")
         @OptionGroup var database: DatabaseOptions
+        @Flag(help: "Print JSON instead of a table, for scripts.") var json = false
 
         func run() throws {
             let tokens = try database.open(mustExist: true).listTokens()
+            if json {
+                return printJSON(["tokens": tokens.map { token -> [String: Any] in
+                    ["id": token.id, "tenant": token.tenant, "created_at": Self.time(token.createdAt),
+                     "revoked_at": token.revokedAt.map(Self.time) as Any? ?? NSNull()]
+                }])
+            }
             guard !tokens.isEmpty else {
                 print("no tokens; make one with descent token create --tenant NAME")
                 return

@@ -31,7 +31,9 @@ struct Watch: AsyncParsableCommand {
             }
         }
         var job = try await failing { try await fetchJob(patience: 0) }
+        let quiet = options.json
         func show() {
+            guard !quiet else { return }
             let line = Self.render(job)
             if isTerminal { FileHandle.standardOutput.write(Data(("\r\u{1B}[2K" + line).utf8)) }
             else if line != lastLine { print(line) }
@@ -62,7 +64,7 @@ struct Watch: AsyncParsableCommand {
                     case "status":
                         if let status = payload["status"] { job["status"] = status }
                     case "log":
-                        if let message = payload["message"] as? String {
+                        if !quiet, let message = payload["message"] as? String {
                             if isTerminal { print() }
                             print("log: \(message)")
                         }
@@ -81,13 +83,14 @@ struct Watch: AsyncParsableCommand {
             if !Self.isFinished(job) { job = try await failing { try await fetchJob() } }
         }
         show()
-        if isTerminal { print() }
-        if let error = job["error"] as? [String: Any] { print("error: \(error["message"] as? String ?? "")") }
-        if let result = job["result"] as? [String: Any] {
+        if isTerminal && !quiet { print() }
+        if !quiet, let error = job["error"] as? [String: Any] { print("error: \(error["message"] as? String ?? "")") }
+        if !quiet, let result = job["result"] as? [String: Any] {
             let accuracy = (result["test_accuracy"] as? Double ?? result["val_accuracy"] as? Double).map { String(format: "%.4f", $0) } ?? "n/a"
             print("accuracy \(accuracy), \(result["parameters"] ?? 0) parameters, model \(result["model_bytes"] ?? 0) bytes")
         }
-        if job["status"] as? String != "succeeded" { throw ExitCode.failure }
+        if options.json { printJSON(job) }
+        if job["status"] as? String != "succeeded" { throw ClientExit.jobDidNotSucceed }
     }
 
     static func isFinished(_ job: [String: Any]) -> Bool {
