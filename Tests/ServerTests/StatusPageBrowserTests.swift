@@ -51,3 +51,25 @@ struct StatusPageBrowserTests {
         }
     }
 }
+
+@Suite("Spec editor in headless Chromium")
+struct SpecEditorBrowserTests {
+    @Test("a spec opened with ?spec= and checked shows each 422 problem under the line of the field it names")
+    func problemsAppearNextToTheirFields() async throws {
+        try await withServer(ServerOptions(), setup: .live) { api in
+            let port = try #require(api.client.port)
+            let spec = #"{"dataset": {"builtin": "moons"}, "model": {"layers": [{"type": "dense", "units": -3}]}, "optimizer": {"type": "adam", "lr": 0}}"#
+            let query = spec.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? spec
+            let dom = try StatusPageBrowserTests.load("http://127.0.0.1:\(port)/?spec=\(query)&check=1", screenshot: "status-page-editor.png")
+            // The editor pretty-prints the spec; "units" is on line 9 and "lr" on line 15 of that text.
+            let lines = dom.components(separatedBy: "class=\"line bad\"")
+            #expect(lines.count == 3, "two lines marked as bad")
+            #expect(dom.contains(#"data-path="model.layers[0].units""#))
+            #expect(dom.contains(#"data-path="optimizer.lr""#))
+            let unitsLine = try #require(dom.range(of: #"data-line="9""#))
+            let unitsProblem = try #require(dom.range(of: #"data-path="model.layers[0].units""#))
+            #expect(unitsLine.lowerBound < unitsProblem.lowerBound, "the problem follows its line")
+            #expect(dom.contains("2 problems, shown next to their lines"))
+        }
+    }
+}

@@ -493,6 +493,136 @@
     refresh();
   }
 
+  // ---- submit page: the spec editor ---------------------------------------
+
+  const EXAMPLE_SPEC = {
+    name: "moons-mlp",
+    dataset: { builtin: "moons", samples: 1000, noise: 0.2 },
+    model: { layers: [{ type: "dense", units: 32, activation: "relu" }, { type: "dense", units: 2 }] },
+    optimizer: { type: "adam", lr: 0.01 },
+    training: { epochs: 30, batch_size: 32, seed: 0 },
+  };
+
+  /**
+   * Pretty-prints JSON with two-space indentation and records on which line each path starts
+   * (`model.layers[0].units` → line 5), so the server's problems can be shown next to their field.
+   */
+  function prettyWithPaths(value) {
+    const lines = [];
+    const lineOf = new Map();
+    const join = (path, key) => (typeof key === "number" ? `${path}[${key}]` : path ? `${path}.${key}` : key);
+    function write(v, path, indent, prefix, suffix) {
+      lineOf.set(path, lines.length);
+      if (v !== null && typeof v === "object" && Object.keys(v).length > 0) {
+        const isArray = Array.isArray(v);
+        lines.push(indent + prefix + (isArray ? "[" : "{"));
+        const entries = isArray ? v.map((item, i) => [i, item]) : Object.entries(v);
+        entries.forEach(([key, item], index) => {
+          const comma = index < entries.length - 1 ? "," : "";
+          write(item, join(path, key), indent + "  ", isArray ? "" : JSON.stringify(key) + ": ", comma);
+        });
+        lines.push(indent + (isArray ? "]" : "}") + suffix);
+      } else {
+        lines.push(indent + prefix + JSON.stringify(v) + suffix);
+      }
+    }
+    write(value, "", "", "", "");
+    return { text: lines.join("\n"), lines, lineOf };
+  }
+
+  /** The line of `path`, or of its nearest ancestor that is in the spec (a missing field's object). */
+  function lineForPath(lineOf, path) {
+    let p = path || "";
+    for (;;) {
+      if (lineOf.has(p)) return lineOf.get(p);
+      if (!p) return 0;
+      const cut = Math.max(p.lastIndexOf("."), p.lastIndexOf("["));
+      p = cut > 0 ? p.slice(0, cut) : "";
+    }
+  }
+
+  function showProblems(problems, pretty) {
+    const list = $("submit-problems");
+    list.replaceChildren(...problems.map((p) => el("li", null, el("code", null, p.path || "(spec)"), ": ", String(p.message || ""))));
+    const view = $("submit-annotated");
+    if (!pretty || !problems.length) { view.hidden = true; return; }
+    const byLine = new Map();
+    for (const problem of problems) {
+      const line = lineForPath(pretty.lineOf, problem.path);
+      if (!byLine.has(line)) byLine.set(line, []);
+      byLine.get(line).push(problem);
+    }
+    view.replaceChildren(...pretty.lines.map((text, index) => {
+      const problemsHere = byLine.get(index) || [];
+      const row = el("span", { class: "line" + (problemsHere.length ? " bad" : ""), "data-line": String(index + 1) },
+        el("span", { class: "line-no" }, String(index + 1)), text);
+      if (!problemsHere.length) return row;
+      const wrapper = el("span", null, row);
+      for (const problem of problemsHere) {
+        wrapper.append(el("span", { class: "problem", "data-path": problem.path || "" }, "↑ " + (problem.path || "(spec)") + ": " + problem.message));
+      }
+      return wrapper;
+    }));
+    view.hidden = false;
+  }
+
+  /** Validates (`POST /v1/jobs/validate`) or submits the editor's spec; 422 details go next to their lines. */
+  async function sendSpec(submit) {
+    const status = $("submit-status");
+    const text = $("submit-spec").value;
+    let spec;
+    try {
+      spec = JSON.parse(text);
+    } catch (error) {
+      status.textContent = "Not valid JSON: " + error.message;
+      showProblems([], null);
+      return;
+    }
+    const pretty = prettyWithPaths(spec);
+    $("submit-spec").value = pretty.text; // line numbers of the annotations are this text's
+    status.textContent = submit ? "Submitting…" : "Validating…";
+    try {
+      const answer = await api(submit ? "/v1/jobs" : "/v1/jobs/validate", {
+        method: "POST", body: pretty.text, headers: { "Content-Type": "application/json" },
+      });
+      showProblems([], null);
+      if (submit) {
+        status.textContent = "Queued as " + answer.id + ".";
+        await refresh();
+        selectJob(String(answer.id), true);
+      } else {
+        status.textContent = `Valid: ${fmtInt(answer.parameters)} parameters, ${fmtInt(answer.flops_per_sample)} FLOPs per sample.`;
+      }
+    } catch (error) {
+      if (error instanceof ApiError && error.details && error.details.length) {
+        status.textContent = `${error.message} (HTTP ${error.status}): ${error.details.length} problem${error.details.length === 1 ? "" : "s"}, shown next to their lines.`;
+        showProblems(error.details, pretty);
+      } else {
+        status.textContent = (error && error.message) || "request failed";
+        showProblems([], null);
+      }
+    }
+  }
+
+  function setUpEditor() {
+    const area = $("submit-spec");
+    if (!area) return;
+    // `?spec=<JSON>` opens a spec in the editor (a link to share one); `&check=1` validates it at once.
+    const query = new URLSearchParams(location.search);
+    const shared = query.get("spec");
+    if (shared) {
+      try { area.value = prettyWithPaths(JSON.parse(shared)).text; } catch (_) { area.value = shared; }
+    }
+    if (!area.value) area.value = prettyWithPaths(EXAMPLE_SPEC).text;
+    if (shared && query.get("check") === "1") setTimeout(() => sendSpec(false), 0);
+    $("submit-format").addEventListener("click", () => {
+      try { area.value = prettyWithPaths(JSON.parse(area.value)).text; $("submit-status").textContent = ""; }
+      catch (error) { $("submit-status").textContent = "Not valid JSON: " + error.message; }
+    });
+    $("submit-validate").addEventListener("click", () => sendSpec(false));
+    $("submit-send").addEventListener("click", () => sendSpec(true));
+  }
+
   // ---- job detail --------------------------------------------------------
 
   function selectJob(id, byUser) {
@@ -1388,6 +1518,7 @@
       if (state.selectedId) closeDetail();
       else if (state.selectedStudyId) closeStudy();
     });
+    setUpEditor();
     selectFromHash();
     refresh();
   }
