@@ -139,13 +139,15 @@ private struct ProcessFailure: Error, CustomStringConvertible {
 /// Real processes, real signals: what a crash or a deploy does to a job in training.
 @Suite("Crash recovery on a real process", .serialized)
 struct CrashRecoveryTests {
-    /// Digits with a wide MLP: long enough (a few seconds) to be killed in the middle.
+    /// Long enough (several seconds alone, more under the parallel suite) to be killed in the middle.
+    static let epochs = 120
+    /// Digits with a wide MLP.
     static let spec = Data("""
         {"name": "crash-me", "dataset": {"name": "digits"}, "validation": {"split": 0.2}, "test": {"split": 0.2},
          "model": {"layers": [{"type": "dense", "units": 384, "activation": "relu"}, {"type": "dropout", "rate": 0.2},
                               {"type": "dense", "units": 384, "activation": "relu"}, {"type": "dense", "units": 10}]},
          "optimizer": {"type": "adam", "lr": 0.0005}, "schedule": {"type": "cosine"},
-         "training": {"epochs": 40, "batch_size": 8, "seed": 11}}
+         "training": {"epochs": \(epochs), "batch_size": 8, "seed": 11}}
         """.utf8)
 
     /// Runs a server on a fresh data folder with digits uploaded.
@@ -170,7 +172,7 @@ struct CrashRecoveryTests {
         #expect(job["status"] as? String == "succeeded", "\(job)\n\(server.log())")
         #expect(job["attempt"] as? Int == 2)
         let rows = try await server.json("GET", "/v1/jobs/\(id)/metrics")["epochs"] as? [[String: Any]] ?? []
-        #expect(rows.compactMap { $0["epoch"] as? Int } == Array(1...40), "no gap, no repeat")
+        #expect(rows.compactMap { $0["epoch"] as? Int } == Array(1...Self.epochs), "no gap, no repeat")
         #expect(server.log().contains("resumed from the checkpoint of epoch"), "the second attempt resumed (killed at epoch \(epoch))")
 
         let twin = try await server.json("POST", "/v1/jobs", body: Self.spec)["id"] as! String
@@ -192,7 +194,7 @@ struct CrashRecoveryTests {
             let running = try await server.waitForJob(id) { ($0["epoch"] as? Int ?? 0) >= 5 }
             try await server.stop(with: SIGKILL)
             let epoch = running["epoch"] as? Int ?? 0
-            #expect(epoch < 40, "the job finished before it could be killed; make it longer")
+            #expect(epoch < Self.epochs, "the job finished before it could be killed; make it longer")
             try await server.start()
             try await expectRecovered(id, on: server, interruptedAt: epoch)
         }

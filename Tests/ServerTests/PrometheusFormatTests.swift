@@ -20,7 +20,7 @@ struct PrometheusFormatTests {
 
     @Test("the exposition parses with Prometheus' parser and holds jobs, queue, durations, epochs and samples trained, HTTP requests with latency, and the database size")
     func parsesWithPrometheusParser() async throws {
-        let python = try PythonTools.python(with: ["prometheus_client==0.21.1"])
+        let python = try await PythonTools.python(with: ["prometheus_client==0.21.1"])
         try await withServer(ServerOptions(runsWorkers: true, fileDatabase: true)) { api in
             let id = try await api.submit([
                 "dataset": ["builtin": "moons", "samples": 300], "validation": ["split": 0],
@@ -30,7 +30,7 @@ struct PrometheusFormatTests {
             #expect(try await api.waitUntilFinished(id)["status"] == "succeeded")
             _ = try await api.get("/v1/jobs/\(id)")
             let text = try await api.get("/metrics").text
-            let json = try PythonTools.run(python, ["-c", Self.parser], input: Data(text.utf8))
+            let json = try await PythonTools.runDetached(python, ["-c", Self.parser], input: Data(text.utf8))
             let families = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: [String: Any]])
             func samples(_ family: String) -> [[String: Any]] { families[family]?["samples"] as? [[String: Any]] ?? [] }
             func value(_ family: String, _ sample: String? = nil, labels: [String: String] = [:]) -> Double? {

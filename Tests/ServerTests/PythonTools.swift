@@ -16,7 +16,13 @@ enum PythonTools {
     }
 
     /// The environment's `python`, with `packages` (pip requirement strings) installed.
-    static func python(with packages: [String]) throws -> URL {
+    static func python(with packages: [String]) async throws -> URL {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try installedPython(with: packages) }) }
+        }
+    }
+
+    private static func installedPython(with packages: [String]) throws -> URL {
         lock.lock()
         defer { lock.unlock() }
         let python = folder.appendingPathComponent("bin/python")
@@ -31,13 +37,30 @@ enum PythonTools {
         return python
     }
 
+    /// `run` on a Dispatch thread: waiting for a process must not hold one of the few cooperative
+    /// threads, which the in-process servers the program talks to need to answer it.
+    static func runDetached(_ executable: URL, _ arguments: [String], input: Data? = nil) async throws -> String {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try run(executable, arguments, input: input) })
+            }
+        }
+    }
+
     /// Runs a program to its end; returns its standard output. Throws with its output if it fails.
+    /// Standard error goes to a file, not a pipe: a chatty program (Chromium) would otherwise fill
+    /// the pipe and block while this side waits for its standard output.
     @discardableResult
     static func run(_ executable: URL, _ arguments: [String], input: Data? = nil) throws -> String {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
-        let output = Pipe(), errors = Pipe(), stdin = Pipe()
+        let output = Pipe(), stdin = Pipe()
+        let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("descent-run-\(UUID().uuidString).err")
+        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: errorFile) }
+        let errors = try FileHandle(forWritingTo: errorFile)
+        defer { try? errors.close() }
         process.standardOutput = output
         process.standardError = errors
         process.standardInput = stdin
@@ -45,8 +68,8 @@ enum PythonTools {
         if let input { stdin.fileHandleForWriting.write(input) }
         try? stdin.fileHandleForWriting.close()
         let out = output.fileHandleForReading.readDataToEndOfFile()
-        let err = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        let err = (try? Data(contentsOf: errorFile)) ?? Data()
         guard process.terminationStatus == 0 else {
             throw Failure(description: "\(executable.lastPathComponent) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): "
                           + String(decoding: err + out, as: UTF8.self).suffix(2000))

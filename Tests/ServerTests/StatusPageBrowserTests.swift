@@ -15,15 +15,18 @@ struct StatusPageBrowserTests {
     static var artifacts: URL { RepositoryFiles.packageRoot.appendingPathComponent(".build/test-artifacts", isDirectory: true) }
 
     /// The DOM after the page's scripts ran, and a screenshot of it.
-    static func load(_ url: String, screenshot name: String) throws -> String {
+    static func load(_ url: String, screenshot name: String) async throws -> String {
         let browser = try #require(chromium, "no chromium: run `make test` (it installs Debian's chromium) or apt-get install chromium")
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("descent-chromium-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: profile) }
         let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--user-data-dir=\(profile.path)",
                      "--window-size=1300,2200", "--virtual-time-budget=6000"]
         try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
-        try PythonTools.run(URL(fileURLWithPath: browser), flags + ["--screenshot=\(artifacts.appendingPathComponent(name).path)", url])
-        return try PythonTools.run(URL(fileURLWithPath: browser), flags + ["--dump-dom", url])
+        // A hard limit too: a browser that hangs must fail the test, not the suite.
+        let timeout = URL(fileURLWithPath: "/usr/bin/timeout")
+        let limit = ["--kill-after=5", "90", browser]
+        try await PythonTools.runDetached(timeout, limit + flags + ["--screenshot=\(artifacts.appendingPathComponent(name).path)", url])
+        return try await PythonTools.runDetached(timeout, limit + flags + ["--dump-dom", url])
     }
 
     @Test("a trained job shows its row, loss and accuracy curves with one point per epoch and split, and a download link")
@@ -36,7 +39,7 @@ struct StatusPageBrowserTests {
                 "training": ["epochs": 5],
             ])
             #expect(try await api.waitUntilFinished(id)["status"] == "succeeded")
-            let dom = try Self.load("http://127.0.0.1:\(port)/#\(id)", screenshot: "status-page-job.png")
+            let dom = try await Self.load("http://127.0.0.1:\(port)/#\(id)", screenshot: "status-page-job.png")
             #expect(dom.contains(id) && dom.contains("browser-check"), "the job's row and title")
             #expect(dom.contains("succeeded"))
             // Train and validation: 5 points each on loss and accuracy, 5 on the learning rate and gradient norm.
@@ -60,7 +63,7 @@ struct SpecEditorBrowserTests {
             let port = try #require(api.client.port)
             let spec = #"{"dataset": {"builtin": "moons"}, "model": {"layers": [{"type": "dense", "units": -3}]}, "optimizer": {"type": "adam", "lr": 0}}"#
             let query = spec.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? spec
-            let dom = try StatusPageBrowserTests.load("http://127.0.0.1:\(port)/?spec=\(query)&check=1", screenshot: "status-page-editor.png")
+            let dom = try await StatusPageBrowserTests.load("http://127.0.0.1:\(port)/?spec=\(query)&check=1", screenshot: "status-page-editor.png")
             // The editor pretty-prints the spec; "units" is on line 9 and "lr" on line 15 of that text.
             let lines = dom.components(separatedBy: "class=\"line bad\"")
             #expect(lines.count == 3, "two lines marked as bad")
