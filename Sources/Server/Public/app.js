@@ -1471,8 +1471,10 @@
         el("td", { class: "ds-id" }, String(ds.id ?? "—")),
         el("td", { class: "num" }, fmtInt(ds.rows)),
         el("td", { class: "num" }, fmtInt(ds.features)),
+        el("td", { class: "mono" }, Array.isArray(ds.shape) ? ds.shape.join("×") : "—"),
         el("td", null, typeof ds.task === "string" ? ds.task : "—"),
-        el("td", { class: "num", title: classTitle }, classes && classes.length ? String(classes.length) : "—"),
+        el("td", { title: classTitle }, classes && classes.length
+          ? `${classes.length}: ${classes.slice(0, 6).map(String).join(", ")}${classes.length > 6 ? ", …" : ""}` : "—"),
         el("td", { class: "col-optional" }, timeNode(ds.created_at)));
     });
     $("datasets-body").replaceChildren(...rows);
