@@ -17,7 +17,7 @@ struct OpenAPIFuzzTests {
             try? FileManager.default.removeItem(at: folder)
             try? FileManager.default.removeItem(at: folder.appendingPathExtension("log"))
         }
-        try await server.start()
+        try await server.start()  // creates `folder`
         let base = "http://127.0.0.1:\(server.port)"
         let output: String
         do {
@@ -25,7 +25,7 @@ struct OpenAPIFuzzTests {
                 "--kill-after=10", "600", schemathesis.path, "run", "\(base)/openapi.yaml", "--url", base,
                 "--checks", "not_a_server_error,response_schema_conformance", "--max-examples", "8", "--workers", "1",
                 "--seed", "20261129", "--no-color",
-            ])
+            ], in: folder)  // its caches (.schemathesis, .hypothesis) go with the data folder, not into the repository
         } catch {
             Issue.record("schemathesis failed:\n\(error)")
             return

@@ -39,10 +39,10 @@ enum PythonTools {
 
     /// `run` on a Dispatch thread: waiting for a process must not hold one of the few cooperative
     /// threads, which the in-process servers the program talks to need to answer it.
-    static func runDetached(_ executable: URL, _ arguments: [String], input: Data? = nil) async throws -> String {
+    static func runDetached(_ executable: URL, _ arguments: [String], input: Data? = nil, in directory: URL? = nil) async throws -> String {
         try await withCheckedThrowingContinuation { continuation in
             DispatchQueue.global().async {
-                continuation.resume(with: Result { try run(executable, arguments, input: input) })
+                continuation.resume(with: Result { try run(executable, arguments, input: input, in: directory) })
             }
         }
     }
@@ -51,10 +51,11 @@ enum PythonTools {
     /// Standard error goes to a file, not a pipe: a chatty program (Chromium) would otherwise fill
     /// the pipe and block while this side waits for its standard output.
     @discardableResult
-    static func run(_ executable: URL, _ arguments: [String], input: Data? = nil) throws -> String {
+    static func run(_ executable: URL, _ arguments: [String], input: Data? = nil, in directory: URL? = nil) throws -> String {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        if let directory { process.currentDirectoryURL = directory }
         let output = Pipe(), stdin = Pipe()
         let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("descent-run-\(UUID().uuidString).err")
         _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
