@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Hummingbird
 import HummingbirdTesting
 import NeuralNetwork
@@ -29,17 +32,32 @@ struct StatusPageBrowserTests {
         return try await PythonTools.runDetached(timeout, limit + flags + ["--dump-dom", url])
     }
 
+    /// A `descent serve` child process: unlike an in-process server, it answers the browser even while
+    /// other tests keep this process's threads busy.
+    static func withChildServer(_ body: (ServerProcess) async throws -> Void) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("descent-browser-\(UUID().uuidString)")
+        let server = ServerProcess(dataFolder: folder)
+        defer {
+            if let process = server.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            try? FileManager.default.removeItem(at: folder)
+            try? FileManager.default.removeItem(at: folder.appendingPathExtension("log"))
+        }
+        try await server.start()
+        try await body(server)
+    }
+
     @Test("a trained job shows its row, loss and accuracy curves with one point per epoch and split, and a download link")
     func jobPageRendersInChromium() async throws {
-        try await withServer(ServerOptions(runsWorkers: true), setup: .live) { api in
-            let port = try #require(api.client.port)
-            let id = try await api.submit([
-                "name": "browser-check", "dataset": ["builtin": "moons", "samples": 300],
-                "model": ["layers": [["type": "dense", "units": 8, "activation": "relu"], ["type": "dense", "units": 2]]],
-                "training": ["epochs": 5],
-            ])
-            #expect(try await api.waitUntilFinished(id)["status"] == "succeeded")
-            let dom = try await Self.load("http://127.0.0.1:\(port)/#\(id)", screenshot: "status-page-job.png")
+        try await Self.withChildServer { server in
+            let spec = Data("""
+                {"name": "browser-check", "dataset": {"builtin": "moons", "samples": 300},
+                 "model": {"layers": [{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": 2}]},
+                 "training": {"epochs": 5}}
+                """.utf8)
+            let id = try #require(try await server.json("POST", "/v1/jobs", body: spec)["id"] as? String)
+            let job = try await server.waitForJob(id) { ["succeeded", "failed", "cancelled"].contains($0["status"] as? String ?? "") }
+            #expect(job["status"] as? String == "succeeded")
+            let dom = try await Self.load("http://127.0.0.1:\(server.port)/#\(id)", screenshot: "status-page-job.png")
             #expect(dom.contains(id) && dom.contains("browser-check"), "the job's row and title")
             #expect(dom.contains("succeeded"))
             // Train and validation: 5 points each on loss and accuracy, 5 on the learning rate and gradient norm.
@@ -59,8 +77,8 @@ struct StatusPageBrowserTests {
 struct SpecEditorBrowserTests {
     @Test("a spec opened with ?spec= and checked shows each 422 problem under the line of the field it names")
     func problemsAppearNextToTheirFields() async throws {
-        try await withServer(ServerOptions(), setup: .live) { api in
-            let port = try #require(api.client.port)
+        try await StatusPageBrowserTests.withChildServer { server in
+            let port = server.port
             let spec = #"{"dataset": {"builtin": "moons"}, "model": {"layers": [{"type": "dense", "units": -3}]}, "optimizer": {"type": "adam", "lr": 0}}"#
             let query = spec.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? spec
             let dom = try await StatusPageBrowserTests.load("http://127.0.0.1:\(port)/?spec=\(query)&check=1", screenshot: "status-page-editor.png")
