@@ -92,7 +92,7 @@ struct CompressionPipelineTests {
         #expect(try #require(accuracies["qat"]) > (try #require(accuracies["ptq"])))
     }
 
-    @Test("pruning half of a CNN's filters and units removes them: the file is at least 40 % smaller and predicting is faster")
+    @Test("pruning half of a CNN's filters and units removes them: the file is at least 40 % smaller and a prediction does less than half the work")
     func channelPruningShrinksTheCNN() throws {
         let (report, model, _) = try Self.compress(Self.spec(layers: Self.cnn, inputShape: "[1, 8, 8]", epochs: 15, compression: """
             [{"type": "prune", "structure": "channel", "amount": 0.5, "fine_tune_epochs": 5}]
@@ -115,7 +115,8 @@ struct CompressionPipelineTests {
             }
         }
         print("[figures] 50 % channel pruning, predict of 64 rows (best of 20): \(best.dense * 1e3) ms → \(best.tuned * 1e3) ms")
-        #expect(best.tuned < best.dense)
+        // A timing is a figure, not an assertion: what must hold is that the smaller network does less work.
+        #expect(tunedModel.network.flopsPerSample * 2 < denseModel.network.flopsPerSample)
         #expect(tuned.parameters == model.network.parameterCount)
         // The architecture itself is smaller: 16 and 32 filters, 32 units.
         guard case .conv2d(let filters, _, _, _, _, _, _) = model.network.spec.layers[0],
