@@ -236,22 +236,7 @@ public final class GANTrainer {
 
     /// Clips one network's gradients by value, then by global norm, as the spec says; returns the norm before clipping.
     private func clipGradients(_ parameters: [Parameter]) -> Double {
-        if let limit = spec.training.gradientClipValue.map(Float.init) {
-            for parameter in parameters {
-                let g = parameter.gradient.pointer
-                for i in 0..<parameter.count { g[i] = min(max(g[i], -limit), limit) }
-            }
-        }
-        var squares = 0.0
-        for parameter in parameters {
-            squares += Double(BLAS.dot(count: parameter.count, parameter.gradient.pointer, parameter.gradient.pointer))
-        }
-        let norm = squares.squareRoot()
-        if let maxNorm = spec.training.gradientClipNorm, norm > maxNorm {
-            let scale = Float(maxNorm / (norm + 1e-6))
-            for parameter in parameters { BLAS.scale(count: parameter.count, alpha: scale, x: parameter.gradient.pointer) }
-        }
-        return norm
+        Training.clipGradients(parameters, byValue: spec.training.gradientClipValue, byNorm: spec.training.gradientClipNorm)
     }
 
     /// Fraction of the generator's weights that are exactly zero.

@@ -552,24 +552,9 @@ public final class Trainer {
         }
     }
 
-    /// Clips by value, then by global norm (torch's clip_grad_value_ / clip_grad_norm_); returns the norm before clipping.
+    /// Clips by value, then by global norm, as the spec says; returns the norm before clipping.
     private func clipGradients() -> Double {
-        if let limit = spec.training.gradientClipValue.map(Float.init) {
-            for parameter in parameters {
-                let g = parameter.gradient.pointer
-                for i in 0..<parameter.count { g[i] = min(max(g[i], -limit), limit) }
-            }
-        }
-        var squares = 0.0
-        for parameter in parameters {
-            squares += Double(BLAS.dot(count: parameter.count, parameter.gradient.pointer, parameter.gradient.pointer))
-        }
-        let norm = squares.squareRoot()
-        if let maxNorm = spec.training.gradientClipNorm, norm > maxNorm {
-            let scale = Float(maxNorm / (norm + 1e-6))
-            for parameter in parameters { BLAS.scale(count: parameter.count, alpha: scale, x: parameter.gradient.pointer) }
-        }
-        return norm
+        Training.clipGradients(parameters, byValue: spec.training.gradientClipValue, byNorm: spec.training.gradientClipNorm)
     }
 
     /// The regularization penalty at the current weights.
@@ -669,4 +654,25 @@ struct Evaluator {
                           classRecall: Array(recall.prefix(dataset.classes?.count ?? classCount)),
                           macroF1: f1s.isEmpty ? nil : f1s.reduce(0, +) / Double(f1s.count))
     }
+}
+
+/// torch's clip_grad_value_ then clip_grad_norm_ on `parameters`' gradients; returns the global
+/// gradient norm before clipping. Shared by the supervised and the GAN trainer.
+func clipGradients(_ parameters: [Parameter], byValue value: Double?, byNorm maxNorm: Double?) -> Double {
+    if let limit = value.map(Float.init) {
+        for parameter in parameters {
+            let g = parameter.gradient.pointer
+            for i in 0..<parameter.count { g[i] = min(max(g[i], -limit), limit) }
+        }
+    }
+    var squares = 0.0
+    for parameter in parameters {
+        squares += Double(BLAS.dot(count: parameter.count, parameter.gradient.pointer, parameter.gradient.pointer))
+    }
+    let norm = squares.squareRoot()
+    if let maxNorm, norm > maxNorm {
+        let scale = Float(maxNorm / (norm + 1e-6))
+        for parameter in parameters { BLAS.scale(count: parameter.count, alpha: scale, x: parameter.gradient.pointer) }
+    }
+    return norm
 }
