@@ -21,7 +21,8 @@ public struct DataFolder: Sendable {
     public func removeCheckpoints(ofJob id: String, keeping epoch: Int? = nil) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpoints.path)) ?? []
         let kept = epoch.map { checkpointFile(jobId: id, epoch: $0).lastPathComponent }
-        for name in names where name.hasPrefix("\(id).") && name != kept {
+        // `.<job>.…tmp`: a write a crash interrupted (writeAtomically's temporary file).
+        for name in names where (name.hasPrefix("\(id).") || name.hasPrefix(".\(id).")) && name != kept {
             try? FileManager.default.removeItem(at: checkpoints.appendingPathComponent(name))
         }
     }
