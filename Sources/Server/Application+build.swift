@@ -57,7 +57,8 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     JobController(jobs: database, datasets: database, deliveries: database, folder: folder, pool: pool, events: events,
                   specBody: specBody, predictionBody: otherJSONBody, limits: jobLimits, maxQueuedPerTenant: configuration.maxQueuedPerTenant)
         .addRoutes(to: v1.group("jobs"))
-    StudyController(studies: database, jobs: database, datasets: database, folder: folder, pool: pool,
+    TenantEventController(jobs: database, events: events).addRoutes(to: v1.group("events"))
+    StudyController(studies: database, jobs: database, datasets: database, folder: folder, pool: pool, events: events,
                     specBody: specBody, limits: jobLimits, maxQueuedPerTenant: configuration.maxQueuedPerTenant)
         .addRoutes(to: v1.group("studies"))
 

@@ -65,7 +65,11 @@ struct JobController {
                 spec: spec.jsonValue.encodedString(), epochs: spec.plannedEpochs, maxAttempts: spec.maxAttempts, idempotencyKey: key),
                 activeJobLimit: maxQueuedPerTenant)
         } catch { throw APIError.limit(error) ?? error }
-        if created { pool.jobWasQueued() }
+        if created {
+            // Told before a worker is woken, so that `queued` never follows `running`.
+            events.publish(.status(jobId: job.id, status: .queued))
+            pool.jobWasQueued()
+        }
         return jsonResponse(["id": JSONValue(job.id), "status": JSONValue(job.status.rawValue), "links": job.links],
                             status: created ? .created : .ok, headers: [.location: "/v1/jobs/\(job.id)"])
     }

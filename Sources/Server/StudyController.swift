@@ -16,6 +16,7 @@ struct StudyController {
     let datasets: any DatasetRepository
     let folder: DataFolder
     let pool: WorkerPool
+    let events: JobEventHub
     let specBody: JSONBodyLimits
     let limits: JobLimits
     let maxQueuedPerTenant: Int
@@ -84,6 +85,7 @@ struct StudyController {
             (stored, queued) = try studies.createStudy(record, jobs: planned.map(\.job), parameters: planned.map(\.parameters),
                                                        activeJobLimit: maxQueuedPerTenant)
         } catch { throw APIError.limit(error) ?? error }
+        for job in queued { events.publish(.status(jobId: job.id, status: .queued)) }
         pool.jobWasQueued()
         return jsonResponse([
             "id": JSONValue(stored.id), "name": JSONValue(stored.name), "status": "running",

@@ -5,6 +5,7 @@ import Training
 
 /// Something that happened to a job, as the `GET /v1/jobs/{id}/events` stream tells it.
 public enum JobEvent: Sendable {
+    /// The job's state changed; `.queued` is also published when a job is submitted.
     case status(jobId: String, status: JobStatus)
     case epoch(jobId: String, metrics: EpochMetrics, epochs: Int)
     case log(jobId: String, message: String)
@@ -56,12 +57,13 @@ public final class JobEventHub: Sendable {
 
     public func publish(_ event: JobEvent) {
         let (targets, observers) = state.withLock { state in
-            (state.subscribers.values.filter { $0.jobId == nil || $0.jobId == event.jobId }.map(\.continuation), state.observers)
+            (state.subscribers.values.filter { $0.jobId == nil || $0.jobId == event.jobId }, state.observers)
         }
         for observer in observers { observer(event) }
-        for continuation in targets {
-            continuation.yield(event)
-            if case .done = event { continuation.finish() }
+        for target in targets {
+            target.continuation.yield(event)
+            // A job's own stream ends with it; a stream of every job goes on.
+            if case .done = event, target.jobId != nil { target.continuation.finish() }
         }
     }
 }

@@ -1,8 +1,12 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NeuralNetwork
+import Synchronization
 import Testing
 
 /// `GET /v1/jobs/{id}/events` as a client that reconnects sees it.
@@ -48,4 +52,72 @@ struct EventStreamTests {
             #expect(byQuery.compactMap(\.id) == [6])
         }
     }
+}
+
+/// `GET /v1/events`, the stream of every job of a tenant that keeps the status page's jobs table live.
+@Suite("Tenant event stream")
+struct TenantEventStreamTests {
+    @Test("the stream tells a tenant's client each of its jobs' submission, start, epochs and end, and nothing of another tenant's jobs")
+    func streamsTheTenantsJobsOnly() async throws {
+        try await withTwoTenants(ServerOptions(runsWorkers: true), setup: .live) { tenants in
+            let port = try #require(tenants.acme.client.port)
+            let recorder = EventStreamRecorder(url: URL(string: "http://127.0.0.1:\(port)/v1/events")!, token: tenants.acme.token)
+            defer { recorder.stop() }
+            try await recorder.waitFor("retry: 2000")
+
+            let theirs = try await tenants.globex.submit(try Specs.moons(epochs: 2))
+            let ours = try await tenants.acme.submit(try Specs.moons(epochs: 4))
+            #expect(try await tenants.acme.waitUntilFinished(ours)["status"] == "succeeded")
+            #expect(try await tenants.globex.waitUntilFinished(theirs)["status"] == "succeeded")
+            try await recorder.waitFor("event: done")
+
+            let events = EventStreamTests.parse(recorder.text)
+            let payloads = events.compactMap { event in (try? JSONValue.parse(Data(event.data.utf8))).map { (event.event, $0) } }
+            #expect(payloads.allSatisfy { $0.1["id"]?.string == ours }, "only acme's job: \(recorder.text)")
+            #expect(payloads.map(\.0) == ["status", "status", "epoch", "epoch", "epoch", "epoch", "done"], "\(recorder.text)")
+            #expect(payloads.prefix(2).map { $0.1["status"]?.string } == ["queued", "running"])
+            let epochs = payloads.filter { $0.0 == "epoch" }.map(\.1)
+            #expect(epochs.map { $0["epoch"]?.int } == [1, 2, 3, 4])
+            #expect(epochs.allSatisfy { $0["epochs"]?.int == 4 && $0["latest"]?["train_loss"]?.number != nil })
+            #expect(epochs.last?["progress"]?.number == 1)
+            let done = try #require(payloads.last?.1)
+            #expect(done["status"]?.string == "succeeded" && done["result"]?["parameters"]?.int != nil, "the finished job as GET shows it: \(done)")
+            #expect(!recorder.text.contains(theirs))
+        }
+    }
+}
+
+/// Reads a Server-Sent Events response as it arrives (the test client only returns whole bodies).
+final class EventStreamRecorder: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    private let received = Mutex("")
+    private var session: URLSession!
+
+    init(url: URL, token: String?) {
+        super.init()
+        session = URLSession(configuration: .ephemeral, delegate: self, delegateQueue: nil)
+        var request = URLRequest(url: url)
+        request.timeoutInterval = 300
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        session.dataTask(with: request).resume()
+    }
+
+    var text: String { received.withLock { $0 } }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        received.withLock { $0 += String(decoding: data, as: UTF8.self) }
+    }
+
+    /// Waits until the stream has shown `marker`; fails after `timeout`.
+    func waitFor(_ marker: String, timeout: Duration = .seconds(60), sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while !text.contains(marker) {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("the event stream did not show \"\(marker)\" in \(timeout); it showed: \(text)", sourceLocation: sourceLocation)
+                throw TimedOut()
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    func stop() { session.invalidateAndCancel() }
 }

@@ -25,6 +25,9 @@ struct OpenAPIFuzzTests {
                 "--kill-after=10", "600", schemathesis.path, "run", "\(base)/openapi.yaml", "--url", base,
                 "--checks", "not_a_server_error,response_schema_conformance", "--max-examples", "8", "--workers", "1",
                 "--seed", "20261129", "--no-color",
+                // The tenant's event stream never ends by itself: schemathesis would wait for its body until the timeout.
+                // Its events are checked by TenantEventStreamTests.
+                "--exclude-path", "/v1/events",
             ], in: folder)  // its caches (.schemathesis, .hypothesis) go with the data folder, not into the repository
         } catch {
             Issue.record("schemathesis failed:\n\(error)")

@@ -32,7 +32,7 @@ enum PythonTools {
         let marker = folder.appendingPathComponent("installed-" + packages.joined(separator: "+").replacingOccurrences(of: "/", with: "_"))
         if !FileManager.default.fileExists(atPath: marker.path) {
             try run(python, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check"] + packages)
-            FileManager.default.createFile(atPath: marker.path, contents: nil)
+            _ = FileManager.default.createFile(atPath: marker.path, contents: nil)
         }
         return python
     }

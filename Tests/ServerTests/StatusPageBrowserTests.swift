@@ -28,7 +28,7 @@ struct StatusPageBrowserTests {
         // A hard limit too: a browser that hangs must fail the test, not the suite.
         let timeout = URL(fileURLWithPath: "/usr/bin/timeout")
         let limit = ["--kill-after=5", "90", browser]
-        try await PythonTools.runDetached(timeout, limit + flags + ["--screenshot=\(artifacts.appendingPathComponent(name).path)", url])
+        _ = try await PythonTools.runDetached(timeout, limit + flags + ["--screenshot=\(artifacts.appendingPathComponent(name).path)", url])
         return try await PythonTools.runDetached(timeout, limit + flags + ["--dump-dom", url])
     }
 
@@ -69,6 +69,40 @@ struct StatusPageBrowserTests {
             #expect(dom.contains(#"href="/v1/jobs/\#(id)/model""#), "the download link")
             let screenshot = Self.artifacts.appendingPathComponent("status-page-job.png")
             #expect((try? FileManager.default.attributesOfItem(atPath: screenshot.path)[.size] as? Int) ?? 0 > 10_000)
+        }
+    }
+}
+
+@Suite("Live jobs table in headless Chromium")
+struct LiveJobsTableBrowserTests {
+    struct Sample: Decodable { let row: Bool; let status: String?; let progress: Int?; let label: String?; let events: Int; let stream: String? }
+    struct Watch: Decodable { let job: String; let samples: [Sample] }
+
+    @Test("a job submitted while the page is open appears in the table and its row follows every few epochs to succeeded over the event stream")
+    func tableFollowsTheEventStream() async throws {
+        try await StatusPageBrowserTests.withChildServer { server in
+            let browser = try #require(StatusPageBrowserTests.chromium, "no chromium: run `make test`")
+            // Long enough (≈ 300 epochs, seconds) to be seen mid-way; the table polls only every 10 s while its stream is open.
+            let spec = server.dataFolder.appendingPathComponent("live-row.json")
+            try Data(#"{"name": "live-row", "dataset": {"builtin": "moons", "samples": 3000}, "model": {"layers": [{"type": "dense", "units": 128, "activation": "relu"}, {"type": "dense", "units": 128, "activation": "relu"}, {"type": "dense", "units": 2}]}, "training": {"epochs": 300}}"#.utf8)
+                .write(to: spec)
+            try FileManager.default.createDirectory(at: StatusPageBrowserTests.artifacts, withIntermediateDirectories: true)
+            let script = RepositoryFiles.packageRoot.appendingPathComponent("Tests/ServerTests/Browser/watch_job_row.py")
+            let output = try await PythonTools.runDetached(URL(fileURLWithPath: "/usr/bin/timeout"), [
+                "--kill-after=5", "200", "/usr/bin/env", "python3", script.path, browser, "http://127.0.0.1:\(server.port)", spec.path,
+                StatusPageBrowserTests.artifacts.appendingPathComponent("status-page-live-table.png").path, "180",
+            ])
+            let watch = try JSONDecoder().decode(Watch.self, from: Data(output.utf8))
+            let seen = watch.samples.filter(\.row)
+            #expect(seen.last?.status == "succeeded", "the row ends succeeded: \(watch.samples)")
+            #expect(seen.allSatisfy { $0.stream == "open" }, "the stream stayed open")
+            // Intermediate epochs drawn one after the other: only the stream brings them this often.
+            let midway = Set(seen.compactMap { $0.status == "running" ? $0.label : nil }.filter { $0 != "epoch 0/300" })
+            #expect(midway.count >= 5, "the row showed \(midway.count) intermediate epochs: \(watch.samples)")
+            let progress = seen.compactMap(\.progress)
+            #expect(progress == progress.sorted(), "progress only grows")
+            #expect((seen.last?.events ?? 0) >= 300, "at least one event per epoch arrived")
+            print("[figures] live jobs table: \(midway.count) intermediate epochs seen, \(seen.last?.events ?? 0) stream events")
         }
     }
 }

@@ -25,6 +25,7 @@
     report: null,        // the selected job's compression report, once it has succeeded
     deliveries: [],      // its webhook delivery attempts, once it has finished
     live: null,          // the open job's event stream: { id, controller, connected, retryMs }
+    jobsLive: null,      // the stream of all jobs (GET /v1/events): { controller, connected, retryMs }
     studies: [],
     selectedStudyId: null,
     study: null,         // the selected study as GET /v1/studies/{id} answered
@@ -289,8 +290,10 @@
 
   function schedule() {
     clearTimeout(state.timer);
-    const anyActive = state.jobs.some((j) => ACTIVE.has(j.status)) || (state.detail && ACTIVE.has(state.detail.status)) ||
-      state.studies.some((st) => st.status === "running");
+    // While the jobs stream is open the table is live; polling only picks up what streams don't carry (deletions, datasets).
+    const streamed = state.jobsLive && state.jobsLive.connected && !(state.detail && ACTIVE.has(state.detail.status) && !(state.live && state.live.connected));
+    const anyActive = !streamed && (state.jobs.some((j) => ACTIVE.has(j.status)) || (state.detail && ACTIVE.has(state.detail.status)) ||
+      state.studies.some((st) => st.status === "running"));
     state.timer = setTimeout(refresh, anyActive ? FAST_REFRESH_MS : SLOW_REFRESH_MS);
   }
 
@@ -688,17 +691,114 @@
     if (ACTIVE.has(state.detail.status)) follow(id); else stopFollowing();
   }
 
-  // ---- live updates of the open job (Server-Sent Events) -------------------
+  // ---- live updates (Server-Sent Events) -----------------------------------
 
   /**
-   * Follows GET /v1/jobs/{id}/events with fetch (not EventSource, which cannot send the token):
-   * epoch rows extend the charts as they come; a dropped connection resumes with Last-Event-ID
-   * after the server's retry delay, so no epoch is missed or drawn twice; done reloads the job.
+   * Reads a Server-Sent Events response with fetch (not EventSource, which cannot send the token)
+   * and calls onEvent(event, payload) for each JSON event. Returns when the server ends the stream,
+   * or "stop" when onEvent returns "stop"; throws when the request fails.
+   */
+  async function readEvents(path, { headers, signal, onOpen, onEvent, onRetry }) {
+    const response = await fetch(path, { headers, signal, cache: "no-store" });
+    if (!response.ok || !response.body) throw new Error("HTTP " + response.status);
+    if (onOpen) onOpen();
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return null;
+      buffer += decoder.decode(value, { stream: true });
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const block = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        let event = "message", data = null;
+        for (const line of block.split("\n")) {
+          if (line.startsWith("event: ")) event = line.slice(7);
+          else if (line.startsWith("data: ")) data = (data || "") + line.slice(6);
+          else if (line.startsWith("retry: ") && onRetry) onRetry(Number(line.slice(7)));
+        }
+        if (data === null) continue;
+        let payload;
+        try { payload = JSON.parse(data); } catch (_) { continue; }
+        if (onEvent(event, payload) === "stop") { reader.cancel().catch(() => {}); return "stop"; }
+      }
+    }
+  }
+
+  /**
+   * Keeps the jobs table live over GET /v1/events, one stream for all of the tenant's jobs: rows
+   * change in place as epochs and states arrive; a job the table has not seen yet (submitted
+   * elsewhere) or a finished one brings a re-list. Each (re)connection lists the jobs once, so
+   * nothing that happened while disconnected is missed; polling slows down while it is open.
+   */
+  function watchJobs() {
+    const watch = { controller: new AbortController(), connected: false, retryMs: 2000, events: 0 };
+    state.jobsLive = watch;
+    // The stream's state, in the DOM for the browser tests (and anyone inspecting the page).
+    const mark = () => {
+      const body = $("jobs-body");
+      body.dataset.stream = watch.connected ? "open" : "closed";
+      body.dataset.streamEvents = String(watch.events);
+    };
+    const run = async () => {
+      while (state.jobsLive === watch) {
+        try {
+          await readEvents("/v1/events", {
+            headers: authHeaders(), signal: watch.controller.signal,
+            onOpen: () => { watch.connected = true; mark(); refresh(); },
+            onRetry: (ms) => { watch.retryMs = ms || watch.retryMs; },
+            onEvent: (event, payload) => { watch.events += 1; onJobsEvent(event, payload); mark(); },
+          });
+        } catch (error) {
+          if (watch.controller.signal.aborted) return;
+        }
+        watch.connected = false;
+        mark();
+        await new Promise((resolve) => setTimeout(resolve, watch.retryMs));
+      }
+    };
+    run();
+  }
+
+  let relistTimer = 0;
+  /** A re-list soon, once for a burst of events (a study queues many jobs at once). */
+  function relistSoon() {
+    clearTimeout(relistTimer);
+    relistTimer = setTimeout(refresh, 150);
+  }
+
+  function onJobsEvent(event, payload) {
+    if (!payload || typeof payload.id !== "string") return;
+    const index = state.jobs.findIndex((j) => j.id === payload.id);
+    if (index < 0) { relistSoon(); return; }
+    const job = state.jobs[index];
+    if (event === "status" && typeof payload.status === "string") {
+      state.jobs[index] = Object.assign({}, job, { status: payload.status });
+    } else if (event === "epoch" && isNum(payload.epoch)) {
+      state.jobs[index] = Object.assign({}, job, {
+        epoch: payload.epoch, epochs: isNum(payload.epochs) ? payload.epochs : job.epochs,
+        progress: isNum(payload.progress) ? payload.progress : job.progress, latest: payload.latest || job.latest,
+      });
+    } else if (event === "done") {
+      state.jobs[index] = Object.assign({}, job, payload);
+      relistSoon(); // studies and counts follow their jobs
+    } else return;
+    renderJobs();
+    state.lastUpdated = new Date();
+    renderNotice();
+  }
+
+  /**
+   * Follows the open job's GET /v1/jobs/{id}/events: epoch rows extend the charts as they come;
+   * a dropped connection resumes with Last-Event-ID after the server's retry delay, so no epoch is
+   * missed or drawn twice; done reloads the job.
    */
   function follow(id) {
     if (state.live && state.live.id === id) return;
     stopFollowing();
-    const live = { id, controller: new AbortController(), connected: false, lastEpoch: null, retryMs: 2000 };
+    const live = { id, controller: new AbortController(), connected: false, retryMs: 2000 };
     state.live = live;
     const run = async () => {
       while (state.live === live) {
@@ -706,23 +806,13 @@
           const headers = authHeaders();
           const last = state.epochs.length ? state.epochs[state.epochs.length - 1].epoch : null;
           if (last !== null) headers["Last-Event-ID"] = String(last);
-          const response = await fetch(jobPath(id, "/events"), { headers, signal: live.controller.signal });
-          if (!response.ok || !response.body) throw new Error("HTTP " + response.status);
-          live.connected = true;
-          const reader = response.body.getReader();
-          const decoder = new TextDecoder();
-          let buffer = "";
-          for (;;) {
-            const { value, done } = await reader.read();
-            if (done) break;
-            buffer += decoder.decode(value, { stream: true });
-            let cut;
-            while ((cut = buffer.indexOf("\n\n")) >= 0) {
-              const block = buffer.slice(0, cut);
-              buffer = buffer.slice(cut + 2);
-              if (onServerEvent(live, block) === "done") return;
-            }
-          }
+          const ended = await readEvents(jobPath(id, "/events"), {
+            headers, signal: live.controller.signal,
+            onOpen: () => { live.connected = true; },
+            onRetry: (ms) => { live.retryMs = ms || live.retryMs; },
+            onEvent: (event, payload) => onServerEvent(live, event, payload),
+          });
+          if (ended === "stop") return;
         } catch (error) {
           if (live.controller.signal.aborted) return;
         }
@@ -738,17 +828,9 @@
     state.live = null;
   }
 
-  /** One SSE block: updates the open job; returns "done" at the end of the stream's job. */
-  function onServerEvent(live, block) {
-    let event = "message", data = null;
-    for (const line of block.split("\n")) {
-      if (line.startsWith("event: ")) event = line.slice(7);
-      else if (line.startsWith("data: ")) data = (data || "") + line.slice(6);
-      else if (line.startsWith("retry: ")) live.retryMs = Number(line.slice(7)) || live.retryMs;
-    }
-    if (data === null || state.live !== live || !state.detail || state.detail.id !== live.id) return null;
-    let payload;
-    try { payload = JSON.parse(data); } catch (_) { return null; }
+  /** One event of the open job's stream; returns "stop" at the end of the job. */
+  function onServerEvent(live, event, payload) {
+    if (state.live !== live || !state.detail || state.detail.id !== live.id) return null;
     const detail = state.detail;
     if (event === "epoch" && isNum(payload.epoch)) {
       const last = state.epochs.length ? state.epochs[state.epochs.length - 1].epoch : 0;
@@ -764,7 +846,7 @@
       stopFollowing();
       loadDetail(live.id).catch(() => {});
       refresh();
-      return "done";
+      return "stop";
     }
     return null;
   }
@@ -1523,6 +1605,7 @@
     setUpEditor();
     selectFromHash();
     refresh();
+    watchJobs();
   }
 
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
