@@ -55,10 +55,13 @@ public protocol TrainingObserver: AnyObject {
     /// After a training epoch, with the checkpoint of the state it ended in (built only if asked):
     /// an observer that saves it must save it before it records the epoch. Default: `epochDidFinish(metrics)`.
     func epochDidFinish(_ metrics: EpochMetrics, checkpoint: () -> Data)
+    /// Once per run, after the first optimizer step: how long a job waited to start training. Default: nothing.
+    func firstBatchDidFinish()
 }
 
 extension TrainingObserver {
     public func epochDidFinish(_ metrics: EpochMetrics, checkpoint: () -> Data) { epochDidFinish(metrics) }
+    public func firstBatchDidFinish() {}
 }
 
 public enum TrainingError: Error, Equatable, CustomStringConvertible {
@@ -126,6 +129,8 @@ public final class Trainer {
     var schedule: LearningRateSchedule?
     /// The learning rate of the last optimizer step, for the epoch's metrics row.
     var lastLearningRate: Float
+    /// Whether this run told its observer about its first batch.
+    private var firstBatchReported = false
 
     /// Pruning masks held through fine-tuning: after every update each masked weight is multiplied
     /// by its mask (masks compose by multiplication), and its gradient too, so momentum cannot revive it.
@@ -302,6 +307,10 @@ public final class Trainer {
             applyWeightConstraints(learningRate: lastLearningRate)
             applyMasks()
             if spec.schedule?.per == .step { advanceSchedule(metric: nil) }
+            if !firstBatchReported {
+                firstBatchReported = true
+                observer?.firstBatchDidFinish()
+            }
             lossSum += batchLoss * Double(count)
             seen += count
             steps += 1

@@ -288,6 +288,7 @@ private final class Observer: TrainingObserver, @unchecked Sendable {
     /// Set when an epoch could not be saved: the run stops and the job fails or is retried.
     private(set) var failure: StorageFailure?
     private var lastDatabaseCheck = Date()
+    private var firstBatchLogged = false
 
     init(job: JobRecord, spec: JobSpec, jobs: any JobRepository, events: JobEventHub, folder: DataFolder,
          stopCheck: @escaping @Sendable () -> StopReason?, logger: Logger) {
@@ -320,6 +321,17 @@ private final class Observer: TrainingObserver, @unchecked Sendable {
 
     func epochDidFinish(_ metrics: EpochMetrics) {
         record(metrics, checkpointEpoch: nil)
+    }
+
+    /// On the job's log: the time from `POST /v1/jobs` (or the retry) to its first trained batch.
+    func firstBatchDidFinish() {
+        guard !firstBatchLogged else { return }  // fine-tuning and distillation train again
+        firstBatchLogged = true
+        let milliseconds = Int((Date().timeIntervalSince(job.createdAt) * 1000).rounded())
+        let message = job.attempt == 1 ? "first batch trained \(milliseconds) ms after submission"
+                                        : "first batch of attempt \(job.attempt) trained"
+        logger.info("\(message)")
+        events.publish(.log(jobId: job.id, message: message))
     }
 
     /// The checkpoint file first (temp file, fsync, rename), then the metrics row and the pointer to
