@@ -42,6 +42,11 @@ struct NetworkGraph {
     /// The activation grids in front of top-level layers, by layer index.
     private let activationGrids: [Int: QuantizationParameters]
     private var constants: [String: String] = [:]
+    /// In a quantized model, dense and conv2d biases are an Add after the Gemm/Conv rather than its third input:
+    /// onnxruntime's QDQ transformers (from its basic optimization level on) requantize a float bias of a Gemm/Conv
+    /// whose inputs come from DequantizeLinear to int32 at scale s_x·s_w, moving it by up to half that step
+    /// (1.4e-3 at the output of a 2-bit model in the tests). Ours stays float, and so does a bias added on its own.
+    private let addsBiasSeparately: Bool
 
     /// ε of the batch and layer normalizations `Network` builds (their initializers' defaults).
     static let normalizationEpsilon: Float = 1e-5
@@ -54,6 +59,7 @@ struct NetworkGraph {
         buffers = Dictionary(network.namedBuffers.map { ($0.name, $0.tensor) }, uniquingKeysWith: { first, _ in first })
         codes = quantization?.codes ?? [:]
         activationGrids = quantization?.activationGrids ?? [:]
+        addsBiasSeparately = quantization != nil
     }
 
     /// Where the exporter is: the layer's spec path and type, for errors.
@@ -91,8 +97,9 @@ struct NetworkGraph {
             let flat = shape.count > 1 ? graph.op("Flatten", [x], [.int("axis", 1)], name: "\(p)/flatten") : x
             let weight = try self.weight("\(p).weight", at: location)
             var inputs = [flat, weight]
-            if hasBias { inputs.append(try tensor("\(p).bias", at: location)) }
-            let z = graph.op("Gemm", inputs, [.int("transB", 1)], name: "\(p)/gemm")
+            if hasBias && !addsBiasSeparately { inputs.append(try tensor("\(p).bias", at: location)) }
+            var z = graph.op("Gemm", inputs, [.int("transB", 1)], name: "\(p)/gemm")
+            if hasBias && addsBiasSeparately { z = graph.op("Add", [z, try tensor("\(p).bias", at: location)], name: "\(p)/bias") }
             return (self.activation(activation, z, name: p), outputShape)
 
         case .dropout:
@@ -220,14 +227,18 @@ struct NetworkGraph {
                                groups: Int, name: String, at location: Location) throws(ONNXExportError) -> String {
         let w = try self.weight(weight, at: location)
         var inputs = [x, w]
-        if let bias { inputs.append(try tensor(bias, at: location)) }
-        return graph.op("Conv", inputs, [
+        if let bias, !addsBiasSeparately { inputs.append(try tensor(bias, at: location)) }
+        let z = graph.op("Conv", inputs, [
             .ints("kernel_shape", [kernel.height, kernel.width]),
             .ints("strides", [stride.height, stride.width]),
             .ints("pads", [padding.height, padding.width, padding.height, padding.width]),
             .ints("dilations", [1, 1]),
             .int("group", groups),
         ], name: name)
+        guard let bias, addsBiasSeparately else { return z }
+        let b = try parameter(bias, at: location)
+        let perChannel = graph.floats(b.value.array, shape: [b.count, 1, 1], name: "\(tensorPrefix)\(bias)")
+        return graph.op("Add", [z, perChannel], name: "\(name)_bias")
     }
 
     /// Inference-mode batch norm from `<prefix>.weight`, `.bias`, `.running_mean`, `.running_var`.
