@@ -8,7 +8,7 @@ optionally "optimization": "all" (onnxruntime's default, what users get) or "dis
 
 Prints one JSON object: "outputs" (each graph output by name, one flat list per sample), "output_names",
 "input_shape" (the graph input's per-sample shape), "ops" (operator types used), "initializer_types"
-(element type -> count), "initializers" (name -> element type), "opset", "ir_version" and "metadata" (the model's metadata_props).
+(element type -> count), "initializers" (name -> {"type", "count", "zeros"}), "opset", "ir_version" and "metadata" (the model's metadata_props).
 onnx.checker.check_model(full_check=True) runs first; a model it refuses exits non-zero with its message.
 Needs the `onnx` and `onnxruntime` packages (the tests install them into .build/python-tools).
 """
@@ -18,7 +18,14 @@ import sys
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
+
+
+def describe(tensor: onnx.TensorProto) -> dict:
+    values = onnx.numpy_helper.to_array(tensor)
+    return {"type": onnx.TensorProto.DataType.Name(tensor.data_type), "count": int(values.size),
+            "zeros": int(np.count_nonzero(values == 0))}
 
 
 def main() -> None:
@@ -46,7 +53,7 @@ def main() -> None:
         "input_shape": sample_shape,
         "ops": sorted({node.op_type for node in model.graph.node}),
         "initializer_types": dict(initializer_types),
-        "initializers": {tensor.name: onnx.TensorProto.DataType.Name(tensor.data_type) for tensor in model.graph.initializer},
+        "initializers": {tensor.name: describe(tensor) for tensor in model.graph.initializer},
         "opset": [opset.version for opset in model.opset_import if opset.domain in ("", "ai.onnx")][0],
         "ir_version": model.ir_version,
         "metadata": {entry.key: entry.value for entry in model.metadata_props},

@@ -8,6 +8,12 @@ enum ONNXRuntime {
     /// Versions that install as wheels on Python 3.11 (x86-64 and arm64 Linux).
     static let packages = ["onnx==1.23.2", "onnxruntime==1.32.0"]
 
+    struct Initializer {
+        var type: String
+        var count: Int
+        var zeros: Int
+    }
+
     struct Run {
         /// Each graph output by name: one flat row per sample.
         var outputs: [String: [[Double]]]
@@ -16,8 +22,8 @@ enum ONNXRuntime {
         var ops: Set<String>
         /// Initializer element types (`FLOAT`, `INT8`, `UINT8`, `INT64`) and how many of each.
         var initializerTypes: [String: Int]
-        /// Each initializer's element type by name.
-        var initializers: [String: String]
+        /// Each initializer by name: its element type, how many values it holds and how many of them are 0.
+        var initializers: [String: Initializer]
         var opset: Int
         var metadata: [String: String]
     }
@@ -43,7 +49,9 @@ enum ONNXRuntime {
                    inputShape: json["input_shape"]?.array?.compactMap(\.int) ?? [],
                    ops: Set(json["ops"]?.array?.compactMap(\.string) ?? []),
                    initializerTypes: (json["initializer_types"]?.object ?? [:]).compactMapValues(\.int),
-                   initializers: (json["initializers"]?.object ?? [:]).compactMapValues(\.string),
+                   initializers: (json["initializers"]?.object ?? [:]).compactMapValues { entry in
+                       entry["type"]?.string.map { Initializer(type: $0, count: entry["count"]?.int ?? 0, zeros: entry["zeros"]?.int ?? 0) }
+                   },
                    opset: json["opset"]?.int ?? 0,
                    metadata: (json["metadata"]?.object ?? [:]).compactMapValues(\.string))
     }
