@@ -74,8 +74,10 @@ struct ONNXExportTests {
         #expect(run.inputShape.reduce(1, *) == 64, "\(run.inputShape)", sourceLocation: sourceLocation)
         let probabilities = try #require(run.outputs["probabilities"], sourceLocation: sourceLocation)
         let difference = ONNXRuntime.maxDifference(expected.outputs, probabilities)
-        print("ONNX \(label): \(file.count) bytes, max |onnxruntime − /predict| = \(difference)")
+        let unoptimized = ONNXRuntime.maxDifference(expected.outputs, run.unoptimizedOutputs["probabilities"] ?? [])
+        print("ONNX \(label): \(file.count) bytes, max |onnxruntime − /predict| = \(difference) (\(unoptimized) without graph optimizations)")
         #expect(difference <= tolerance, "\(label): onnxruntime differs from /predict by \(difference)", sourceLocation: sourceLocation)
+        #expect(unoptimized <= tolerance, "\(label): without graph optimizations by \(unoptimized)", sourceLocation: sourceLocation)
         let labels = (run.outputs["logits"] ?? []).map { logits in String(logits.indices.max { logits[$0] < logits[$1] } ?? -1) }
         #expect(labels == expected.labels, "\(label): the logits' argmax differs from /predict's labels", sourceLocation: sourceLocation)
         #expect(run.metadata["classes"] == #"["0","1","2","3","4","5","6","7","8","9"]"#, "\(run.metadata)", sourceLocation: sourceLocation)

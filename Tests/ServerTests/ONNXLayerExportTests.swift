@@ -53,29 +53,39 @@ struct ONNXLayerExportTests {
         }
     }
 
-    /// Exports `model`, runs it in onnxruntime (default optimizations, then none) and returns the largest
-    /// difference from `predict` of the output `/predict` reports (`outputs` or `probabilities`).
+    /// A model to export and compare, on `inputs`, within `tolerance`.
+    struct Case {
+        var model: TrainedModel
+        var inputs: [[Double]]
+        var label: String
+        var tolerance: Double = ONNXLayerExportTests.tolerance
+    }
+
+    /// Exports every case, runs them in one onnxruntime process (default graph optimizations, and none) and expects
+    /// the output `/predict` reports (`outputs` or `probabilities`) within each case's tolerance of `predict`.
     @discardableResult
-    static func expectSameOutputs(_ model: TrainedModel, inputs: [[Double]], tolerance: Double = tolerance, label: String,
-                                  sourceLocation: SourceLocation = #_sourceLocation) async throws -> (ONNXRuntime.Run, Double) {
-        let file = try ONNXExport.export(model, name: label)
-        // ONNX_DUMP=<folder> keeps each exported file there, to open in Netron or onnx.helper.
-        if let dump = ProcessInfo.processInfo.environment["ONNX_DUMP"] { try file.write(to: URL(fileURLWithPath: "\(dump)/\(label).onnx")) }
-        let expected = try model.predict(inputs).outputs
-        let outputName = model.task == .classification ? "probabilities" : "outputs"
-        var worst = 0.0
-        var last: ONNXRuntime.Run?
-        for optimized in [true, false] {
-            let run = try await ONNXRuntime.run(file, inputs: inputs, optimized: optimized)
-            let actual = try #require(run.outputs[outputName], "\(label): outputs \(run.outputNames)", sourceLocation: sourceLocation)
-            let difference = ONNXRuntime.maxDifference(expected, actual)
-            print("ONNX \(label)\(optimized ? "" : " (no graph optimizations)"): max |onnxruntime − predict| = \(difference)")
-            #expect(difference <= tolerance, "\(label), optimized \(optimized): max difference \(difference)", sourceLocation: sourceLocation)
-            #expect(run.opset == 17, sourceLocation: sourceLocation)
-            worst = max(worst, difference)
-            last = run
+    static func expectSameOutputs(_ cases: [Case], sourceLocation: SourceLocation = #_sourceLocation) async throws -> [ONNXRuntime.Run] {
+        let files = try cases.map { item in
+            let file = try ONNXExport.export(item.model, name: item.label)
+            // ONNX_DUMP=<folder> keeps each exported file there, to open in Netron or onnx.helper.
+            if let dump = ProcessInfo.processInfo.environment["ONNX_DUMP"] { try file.write(to: URL(fileURLWithPath: "\(dump)/\(item.label).onnx")) }
+            return file
         }
-        return (try #require(last), worst)
+        let runs = try await ONNXRuntime.run(zip(files, cases).map { ($0, $1.inputs) })
+        try #require(runs.count == cases.count, sourceLocation: sourceLocation)
+        for (item, run) in zip(cases, runs) {
+            let expected = try item.model.predict(item.inputs).outputs
+            let outputName = item.model.task == .classification ? "probabilities" : "outputs"
+            for (optimized, outputs) in [(true, run.outputs), (false, run.unoptimizedOutputs)] {
+                let actual = try #require(outputs[outputName], "\(item.label): outputs \(run.outputNames)", sourceLocation: sourceLocation)
+                let difference = ONNXRuntime.maxDifference(expected, actual)
+                print("ONNX \(item.label)\(optimized ? "" : " (no graph optimizations)"): max |onnxruntime − predict| = \(difference)")
+                #expect(difference <= item.tolerance, "\(item.label), optimized \(optimized): max difference \(difference)",
+                        sourceLocation: sourceLocation)
+            }
+            #expect(run.opset == 17, sourceLocation: sourceLocation)
+        }
+        return runs
     }
 
     // MARK: Layers
@@ -101,7 +111,7 @@ struct ONNXLayerExportTests {
     @Test("Dense layers with every activation, batch and layer norm, dropout, a residual block and a reshape export exactly")
     func denseLayers() async throws {
         let model = try Self.model(Self.denseLayers, inputShape: [7])
-        let (run, _) = try await Self.expectSameOutputs(model, inputs: Self.inputs(for: model), label: "dense stack")
+        let run = try await Self.expectSameOutputs([Case(model: model, inputs: Self.inputs(for: model), label: "dense stack")])[0]
         #expect(run.ops.isSuperset(of: ["Sub", "Div", "Gemm", "Relu", "LeakyRelu", "Clip", "Elu", "Erf", "Sigmoid", "Tanh", "Softplus",
                                         "BatchNormalization", "LayerNormalization", "Add", "Reshape", "Transpose", "Flatten"]),
                 "\(run.ops.sorted())")
@@ -131,7 +141,7 @@ struct ONNXLayerExportTests {
     @Test("Convolutions (grouped, depthwise, padded), pooling, batch norm, separable and shuffle blocks and a residual export exactly")
     func convolutionLayers() async throws {
         let model = try Self.model(Self.convolutionLayers, inputShape: [3, 8, 8])
-        let (run, _) = try await Self.expectSameOutputs(model, inputs: Self.inputs(for: model, count: 8), label: "convolutions")
+        let run = try await Self.expectSameOutputs([Case(model: model, inputs: Self.inputs(for: model, count: 8), label: "convolutions")])[0]
         #expect(run.ops.isSuperset(of: ["Conv", "BatchNormalization", "MaxPool", "AveragePool", "GlobalAveragePool", "Concat", "Reshape",
                                         "Transpose", "Gemm"]), "\(run.ops.sorted())")
         #expect(run.inputShape == [3, 8, 8])
@@ -156,10 +166,12 @@ struct ONNXLayerExportTests {
     @Test("Embeddings, LSTMs and GRUs (every state and the last one) export exactly with ONNX's gate orders")
     func recurrentLayers() async throws {
         let tokens = try Self.model(Self.tokenLayers, inputShape: [6], standardize: false)
-        let (run, _) = try await Self.expectSameOutputs(tokens, inputs: Self.inputs(for: tokens, tokens: 11), label: "embedding → lstm → gru → lstm")
-        #expect(run.ops.isSuperset(of: ["Cast", "Gather", "LSTM", "GRU", "Squeeze", "Transpose", "LayerNormalization"]), "\(run.ops.sorted())")
         let sequences = try Self.model(Self.sequenceLayers, inputShape: [5, 3])
-        try await Self.expectSameOutputs(sequences, inputs: Self.inputs(for: sequences), label: "gru → lstm")
+        let runs = try await Self.expectSameOutputs([
+            Case(model: tokens, inputs: Self.inputs(for: tokens, tokens: 11), label: "embedding → lstm → gru → lstm"),
+            Case(model: sequences, inputs: Self.inputs(for: sequences), label: "gru → lstm"),
+        ])
+        #expect(runs[0].ops.isSuperset(of: ["Cast", "Gather", "LSTM", "GRU", "Squeeze", "Transpose", "LayerNormalization"]), "\(runs[0].ops.sorted())")
     }
 
     // MARK: Heads
@@ -169,25 +181,25 @@ struct ONNXLayerExportTests {
         let layers = #"[{"type": "dense", "units": 8, "activation": "relu"}, {"type": "dense", "units": 3}]"#
         let classifier = try Self.model(layers, inputShape: [4], loss: .crossEntropy(labelSmoothing: 0, classWeights: nil),
                                         task: .classification, classes: ["a", "b", "c"])
-        let inputs = Self.inputs(for: classifier)
-        let (run, _) = try await Self.expectSameOutputs(classifier, inputs: inputs, label: "softmax classifier")
-        #expect(run.outputNames == ["probabilities", "logits"])
-        #expect(run.metadata["classes"] == #"["a","b","c"]"#, "\(run.metadata)")
+        let binary = try Self.model(#"[{"type": "dense", "units": 6, "activation": "tanh"}, {"type": "dense", "units": 1}]"#,
+                                    inputShape: [4], loss: .bceWithLogits, task: .classification, classes: ["no", "yes"])
+        let regression = try Self.model(layers, inputShape: [4], loss: .huber(delta: 1))
+        let runs = try await Self.expectSameOutputs([
+            Case(model: classifier, inputs: Self.inputs(for: classifier), label: "softmax classifier"),
+            Case(model: binary, inputs: Self.inputs(for: binary), label: "sigmoid classifier"),
+            Case(model: regression, inputs: Self.inputs(for: regression), label: "regression"),
+        ])
+        #expect(runs[0].outputNames == ["probabilities", "logits"])
+        #expect(runs[0].metadata["classes"] == #"["a","b","c"]"#, "\(runs[0].metadata)")
         // The logits are what the softmax was taken of.
-        for (logits, probabilities) in zip(run.outputs["logits"] ?? [], run.outputs["probabilities"] ?? []) {
+        for (logits, probabilities) in zip(runs[0].outputs["logits"] ?? [], runs[0].outputs["probabilities"] ?? []) {
             let exponentials = logits.map { exp($0 - logits.max()!) }
             let softmax = exponentials.map { $0 / exponentials.reduce(0, +) }
             #expect(ONNXRuntime.maxDifference([softmax], [probabilities]) < 1e-6)
         }
-
-        let binary = try Self.model(#"[{"type": "dense", "units": 6, "activation": "tanh"}, {"type": "dense", "units": 1}]"#,
-                                    inputShape: [4], loss: .bceWithLogits, task: .classification, classes: ["no", "yes"])
-        let (binaryRun, _) = try await Self.expectSameOutputs(binary, inputs: Self.inputs(for: binary), label: "sigmoid classifier")
-        #expect(binaryRun.outputNames == ["probabilities", "logits"])
-
-        let regression = try Self.model(layers, inputShape: [4], loss: .huber(delta: 1))
-        let (regressionRun, _) = try await Self.expectSameOutputs(regression, inputs: Self.inputs(for: regression), label: "regression")
-        #expect(regressionRun.outputNames == ["outputs"])
+        #expect(runs[1].outputNames == ["probabilities", "logits"])
+        #expect(runs[1].metadata["classes"] == #"["no","yes"]"#, "\(runs[1].metadata)")
+        #expect(runs[2].outputNames == ["outputs"])
     }
 
     // MARK: Quantization
@@ -221,22 +233,29 @@ struct ONNXLayerExportTests {
 
     @Test("Quantized weights export as integer codes through DequantizeLinear and activations as QDQ pairs", arguments: grids)
     func quantizedModels(grid: Grid) async throws {
+        var cases: [Case] = []
+        var floatBytes: [Int] = []
         for (name, layers, shape) in [("convolutions", Self.convolutionLayers, [3, 8, 8]), ("gru → lstm", Self.sequenceLayers, [5, 3]),
                                       ("dense stack", Self.denseLayers, [7])] {
             let float = try Self.model(layers, inputShape: shape)
             let inputs = Self.inputs(for: float, count: 12)
-            let floatBytes = try ONNXExport.export(float).count
-            let model = try Self.quantized(float, grid: grid, calibration: inputs)
-            let (run, _) = try await Self.expectSameOutputs(model, inputs: inputs, tolerance: Self.quantizedTolerance,
-                                                            label: "\(name), \(grid.testDescription)")
-            #expect(run.ops.isSuperset(of: ["DequantizeLinear"]), "\(run.ops.sorted())")
-            if name != "gru → lstm" { #expect(run.ops.contains("QuantizeLinear"), "activations entering dense/conv2d: \(run.ops.sorted())") }
-            // Every weight matrix and filter bank is stored as its integer codes, none as floats.
-            for (weight, _) in WeightQuantization.quantizableParameters(of: model.network) {
-                #expect(["INT8", "UINT8"].contains(run.initializers["\(weight).codes"]?.type ?? "none"), "\(name): \(weight): \(run.initializers.keys.sorted())")
-                #expect(run.initializers[weight] == nil, "\(name): \(weight) is also stored in float")
+            floatBytes.append(try ONNXExport.export(float).count)
+            cases.append(Case(model: try Self.quantized(float, grid: grid, calibration: inputs), inputs: inputs,
+                              label: "\(name), \(grid.testDescription)", tolerance: Self.quantizedTolerance))
+        }
+        let runs = try await Self.expectSameOutputs(cases)
+        for (index, (item, run)) in zip(cases, runs).enumerated() {
+            #expect(run.ops.contains("DequantizeLinear"), "\(item.label): \(run.ops.sorted())")
+            if !item.label.hasPrefix("gru") {
+                #expect(run.ops.contains("QuantizeLinear"), "\(item.label): activations entering dense/conv2d: \(run.ops.sorted())")
             }
-            print("ONNX \(name), \(grid.testDescription): \(try ONNXExport.export(model).count) bytes, float \(floatBytes) bytes")
+            // Every weight matrix and filter bank is stored as its integer codes, none as floats.
+            for (weight, _) in WeightQuantization.quantizableParameters(of: item.model.network) {
+                #expect(["INT8", "UINT8"].contains(run.initializers["\(weight).codes"]?.type ?? "none"),
+                        "\(item.label): \(weight): \(run.initializers.keys.sorted())")
+                #expect(run.initializers[weight] == nil, "\(item.label): \(weight) is also stored in float")
+            }
+            print("ONNX \(item.label): \(try ONNXExport.export(item.model).count) bytes, float \(floatBytes[index]) bytes")
         }
     }
 

@@ -15,8 +15,10 @@ enum ONNXRuntime {
     }
 
     struct Run {
-        /// Each graph output by name: one flat row per sample.
+        /// Each graph output by name, one flat row per sample, with onnxruntime's default graph optimizations.
         var outputs: [String: [[Double]]]
+        /// The same with graph optimizations off.
+        var unoptimizedOutputs: [String: [[Double]]]
         var outputNames: [String]
         var inputShape: [Int]
         var ops: Set<String>
@@ -28,32 +30,44 @@ enum ONNXRuntime {
         var metadata: [String: String]
     }
 
-    /// Checks and runs `model` on `inputs` (flat rows, as `/predict` takes them) with onnxruntime's default
-    /// graph optimizations, or none (`optimized: false`).
-    static func run(_ model: Data, inputs: [[Double]], optimized: Bool = true) async throws -> Run {
+    /// Checks and runs `model` on `inputs` (flat rows, as `/predict` takes them).
+    static func run(_ model: Data, inputs: [[Double]]) async throws -> Run {
+        try await run([(model, inputs)])[0]
+    }
+
+    /// Checks and runs several models in one Python process (importing onnxruntime costs a CPU-second; the
+    /// suite runs on two cores).
+    static func run(_ models: [(model: Data, inputs: [[Double]])]) async throws -> [Run] {
         let python = try await PythonTools.python(with: packages)
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("descent-onnx-\(UUID().uuidString).onnx")
-        try model.write(to: file)
-        defer { try? FileManager.default.removeItem(at: file) }
-        let request: JSONValue = ["inputs": .array(inputs.map { .array($0.map { JSONValue($0) }) }),
-                                  "optimization": .string(optimized ? "all" : "disabled")]
-        let script = RepositoryFiles.packageRoot.appendingPathComponent("scripts/onnx_run.py")
-        let output = try await PythonTools.runDetached(python, [script.path, file.path], input: Data(request.encodedString().utf8))
-        let json = try JSONValue.parse(Data(output.utf8))
-        var outputs: [String: [[Double]]] = [:]
-        for (name, rows) in json["outputs"]?.object ?? [:] {
-            outputs[name] = rows.array?.map { $0.array?.compactMap(\.number) ?? [] } ?? []
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("descent-onnx-\(UUID().uuidString)", isDirectory: true)
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var runs: [JSONValue] = []
+        for (index, (model, inputs)) in models.enumerated() {
+            let file = folder.appendingPathComponent("\(index).onnx")
+            try model.write(to: file)
+            runs.append(["model": .string(file.path), "inputs": .array(inputs.map { .array($0.map { JSONValue($0) }) })])
         }
-        return Run(outputs: outputs,
-                   outputNames: json["output_names"]?.array?.compactMap(\.string) ?? [],
-                   inputShape: json["input_shape"]?.array?.compactMap(\.int) ?? [],
-                   ops: Set(json["ops"]?.array?.compactMap(\.string) ?? []),
-                   initializerTypes: (json["initializer_types"]?.object ?? [:]).compactMapValues(\.int),
-                   initializers: (json["initializers"]?.object ?? [:]).compactMapValues { entry in
-                       entry["type"]?.string.map { Initializer(type: $0, count: entry["count"]?.int ?? 0, zeros: entry["zeros"]?.int ?? 0) }
-                   },
-                   opset: json["opset"]?.int ?? 0,
-                   metadata: (json["metadata"]?.object ?? [:]).compactMapValues(\.string))
+        let request: JSONValue = ["runs": .array(runs)]
+        let script = RepositoryFiles.packageRoot.appendingPathComponent("scripts/onnx_run.py")
+        let output = try await PythonTools.runDetached(python, [script.path, "--batch"], input: Data(request.encodedString().utf8))
+        let json = try JSONValue.parse(Data(output.utf8))
+        func tables(_ value: JSONValue?) -> [String: [[Double]]] {
+            (value?.object ?? [:]).mapValues { rows in rows.array?.map { $0.array?.compactMap(\.number) ?? [] } ?? [] }
+        }
+        return (json["runs"]?.array ?? []).map { run in
+            Run(outputs: tables(run["outputs"]),
+                unoptimizedOutputs: tables(run["unoptimized_outputs"]),
+                outputNames: run["output_names"]?.array?.compactMap(\.string) ?? [],
+                inputShape: run["input_shape"]?.array?.compactMap(\.int) ?? [],
+                ops: Set(run["ops"]?.array?.compactMap(\.string) ?? []),
+                initializerTypes: (run["initializer_types"]?.object ?? [:]).compactMapValues(\.int),
+                initializers: (run["initializers"]?.object ?? [:]).compactMapValues { entry in
+                    entry["type"]?.string.map { Initializer(type: $0, count: entry["count"]?.int ?? 0, zeros: entry["zeros"]?.int ?? 0) }
+                },
+                opset: run["opset"]?.int ?? 0,
+                metadata: (run["metadata"]?.object ?? [:]).compactMapValues(\.string))
+        }
     }
 
     /// The largest |a − b| over two tables of the same shape; infinity when the shapes differ.
