@@ -21,7 +21,7 @@ import Training
 /// `task`, `loss`, `input_shape` and the saved `architecture`.
 public enum ONNXExport {
     /// The operator set the graph uses (LayerNormalization needs 17) and the IR version that goes with it:
-    /// onnxruntime ≥ 1.14 and every current converter read them.
+    /// not the newest, so that runtimes a few years old read the file too (the tests use onnxruntime 1.32).
     public static let opsetVersion: Int64 = 17
     public static let irVersion: Int64 = 8
     /// Protobuf cannot write a message over 2 GiB; bigger models would need ONNX's external data files.
