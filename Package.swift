@@ -33,6 +33,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         // SHA-256 of access tokens (the store keeps hashes only).
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
+        // ONNX export: the runtime only; the message types in Sources/ONNX/onnx.pb.swift are generated once
+        // (scripts/generate-onnx-proto.sh) and committed, so building needs neither protoc nor the plugin.
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
@@ -48,6 +51,14 @@ let package = Package(
             name: "Training",
             dependencies: ["Tensors", "Datasets", "NeuralNetwork", "Optimizers", "Compression"],
             swiftSettings: engineSettings
+        ),
+        // A trained model (or a GAN's generator) as an ONNX graph: above Training, below Server.
+        .target(
+            name: "ONNX",
+            dependencies: [
+                "Training", "NeuralNetwork", "Compression", "Datasets", "Tensors",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ]
         ),
         .target(
             name: "JobStore",
@@ -65,7 +76,7 @@ let package = Package(
         .target(
             name: "Server",
             dependencies: [
-                "JobStore", "Workers", "Training", "Datasets", "NeuralNetwork",
+                "JobStore", "Workers", "Training", "Datasets", "NeuralNetwork", "ONNX",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -95,7 +106,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "JobStore", "NeuralNetwork", "Tensors", "Training",
+                "Server", "JobStore", "NeuralNetwork", "Tensors", "Training", "ONNX", "Compression", "Datasets",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

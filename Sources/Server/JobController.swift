@@ -270,8 +270,9 @@ struct JobController {
     @Sendable func model(_ request: Request, context: AppRequestContext) async throws -> Response {
         let job = try requireJob(context)
         let query = request.uri.queryParameters
-        if let format = query["format"], format != "safetensors" {
-            throw APIError.invalid([SpecIssue(path: "format", message: format == "onnx" ? "ONNX export is not supported yet" : "must be safetensors, got \"\(format)\"")],
+        let format = query["format"].map(String.init) ?? "safetensors"
+        guard ModelFormat.names.contains(format) else {
+            throw APIError.invalid([SpecIssue(path: "format", message: "must be one of \(ModelFormat.names.joined(separator: ", ")), got \(JSONValue(format).encodedString())")],
                                    message: "the query is invalid")
         }
         var file = try requireModelFile(job)
@@ -297,8 +298,9 @@ struct JobController {
                 suffix = ".\(stage)"
             }
         }
-        let data = try Data(contentsOf: file)
-        let fileName = "\(job.name.map(Self.safeFileName) ?? job.id)\(suffix).safetensors"
+        var data = try Data(contentsOf: file)
+        if format == ModelFormat.onnx { data = try await onnxExport(of: data, job: job) }
+        let fileName = "\(job.name.map(Self.safeFileName) ?? job.id)\(suffix).\(format)"
         return Response(status: .ok, headers: [.contentType: "application/octet-stream", .contentDisposition: "attachment; filename=\"\(fileName)\""],
                         body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }

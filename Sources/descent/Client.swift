@@ -188,17 +188,25 @@ struct Cancel: AsyncParsableCommand {
 }
 
 struct Download: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Download a succeeded job's model (.safetensors).")
+    static let configuration = CommandConfiguration(abstract: "Download a succeeded job's model (.safetensors, or .onnx with --format onnx).")
     @OptionGroup var options: ClientOptions
     @Argument var id: String
-    @Option(name: .shortAndLong, help: "Output file (default: <id>.safetensors, or <id>.<stage>.safetensors).") var output: String?
+    @Option(name: .shortAndLong, help: "Output file (default: <id>.<format>, or <id>.<stage>.<format>).") var output: String?
     @Option(help: "A compression stage (trained, pruned, fine_tuned, quantized…; `descent report ID` lists them).") var stage: String?
+    @Option(help: "safetensors (the saved file, torch layouts) or onnx (a graph onnxruntime runs, standardization included).")
+    var format: String = "safetensors"
 
     func run() async throws {
         let client = try options.client
-        let query = stage.map { "?stage=\($0.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? $0)" } ?? ""
+        var allowed = CharacterSet.urlQueryAllowed
+        allowed.remove(charactersIn: "&=+#")
+        func encoded(_ value: String) -> String { value.addingPercentEncoding(withAllowedCharacters: allowed) ?? value }
+        var parameters: [String] = []
+        if let stage { parameters.append("stage=\(encoded(stage))") }
+        if format != "safetensors" { parameters.append("format=\(encoded(format))") }
+        let query = parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&")
         let (data, _) = try await failing { try await client.request("GET", "/v1/jobs/\(id)/model\(query)") }
-        let path = output ?? "\(id)\(stage.map { ".\($0)" } ?? "").safetensors"
+        let path = output ?? "\(id)\(stage.map { ".\($0)" } ?? "").\(format)"
         try data.write(to: URL(fileURLWithPath: path), options: .atomic)
         if options.json { return printJSON(["file": path, "bytes": data.count]) }
         print("wrote \(path) (\(data.count) bytes)")
