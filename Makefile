@@ -36,8 +36,9 @@ serve: build
 test: test-deps
 	swift test
 
+# TORCH=/path/to/python (with torch installed) adds PyTorch's figures and the ratios.
 bench: build
-	.build/release/descent bench mlp
+	.build/release/descent bench all $(if $(TORCH),--torch $(TORCH),)
 
 clean:
 	rm -rf .build
