@@ -108,8 +108,11 @@ struct WorkerTrainingTests {
             #expect(response.status == .ok)
             #expect(response.headers[.contentType] == "text/event-stream")
             let events = try ServerSentEvent.parse(response.text)
-            #expect(events.map(\.event) == ["status", "status", "epoch", "epoch", "epoch", "epoch", "done"], "\(response.text)")
+            #expect(events.map(\.event) == ["status", "status", "log", "epoch", "epoch", "epoch", "epoch", "done"], "\(response.text)")
             #expect(events.first?.data["status"] == "queued")
+            // How long the job waited for its first trained batch (a worker was busy with the blocker until the cancel).
+            let firstBatch = events.first { $0.event == "log" }?.data["message"]?.string ?? ""
+            #expect(firstBatch.hasPrefix("first batch trained ") && firstBatch.hasSuffix(" ms after submission"), "\(firstBatch)")
             #expect(events.dropFirst().first?.data["status"] == "running")
             let epochs = events.filter { $0.event == "epoch" }
             #expect(epochs.compactMap { $0.data["epoch"]?.int } == [1, 2, 3, 4])
