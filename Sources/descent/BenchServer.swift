@@ -3,11 +3,9 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
-#if canImport(Glibc)
-import Glibc
-#endif
 import Datasets
 import NeuralNetwork
+import Server
 
 /// `descent bench --through-server`: the workload trained as a job of a `descent serve` started for
 /// it (its own process, data folder and port), the data uploaded as `.npy` like a user's. The job's
@@ -24,7 +22,7 @@ struct ServerThroughput {
     func measure() async throws -> Result {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("descent-bench-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let port = Self.freePort()
+        let port = ServerConfiguration.freeLoopbackPort()
         let server = Process()
         server.executableURL = executable
         server.arguments = ["serve", "--port", "\(port)", "--data-dir", folder.path, "--blas-threads", "\(threads)", "--log-level", "warning"]
@@ -104,21 +102,5 @@ struct ServerThroughput {
         }
         values.withUnsafeBytes { data.append(contentsOf: $0) }
         return data
-    }
-
-    static func freePort() -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) }
-        }
-        _ = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

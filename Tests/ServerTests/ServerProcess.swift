@@ -1,4 +1,5 @@
 import Foundation
+import Server
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,20 +26,7 @@ final class ServerProcess {
         logFile = dataFolder.appendingPathExtension("log")
     }
 
-    /// A port the kernel considers free right now (bound to port 0, then released).
-    static func freePort() -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
-        }
-        return bound ? Int(UInt16(bigEndian: address.sin_port)) : Int.random(in: 20_000...30_000)
-    }
+    static func freePort() -> Int { ServerConfiguration.freeLoopbackPort() }
 
     /// Starts the server, on a fresh free port if the one it tried was taken in the meantime.
     func start() async throws {
