@@ -763,10 +763,13 @@
   }
 
   let relistTimer = 0;
-  /** A re-list soon, once for a burst of events (a study queues many jobs at once). */
+  /**
+   * A re-list within 150 ms, once for a burst of events (a study queues many jobs at once). Not
+   * pushed back by later events: a job's epochs can arrive faster than that, for as long as it trains.
+   */
   function relistSoon() {
-    clearTimeout(relistTimer);
-    relistTimer = setTimeout(refresh, 150);
+    if (relistTimer) return;
+    relistTimer = setTimeout(() => { relistTimer = 0; refresh(); }, 150);
   }
 
   function onJobsEvent(event, payload) {
