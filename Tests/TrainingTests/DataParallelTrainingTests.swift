@@ -14,10 +14,10 @@ struct DataParallelTrainingTests {
     /// A digits job (an MLP unless `layers` says otherwise), one epoch unless told.
     static func digitsSpec(optimizer: String, batchSize: Int, replicas: Int?, epochs: Int = 1,
                            layers: String = #"{"type": "dense", "units": 32, "activation": "relu"}, {"type": "dense", "units": 10}"#,
-                           loss: String = #""cross_entropy""#, extra: String = "") -> String {
+                           loss: String = #""cross_entropy""#, inputShape: String? = nil, extra: String = "") -> String {
         """
         {"dataset": {"id": "ds_digits"}, "validation": {"split": 0.2},
-         "model": {"layers": [\(layers)]}, "loss": \(loss),
+         "model": {\(inputShape.map { #""input_shape": \#($0), "# } ?? "")"layers": [\(layers)]}, "loss": \(loss),
          "optimizer": \(optimizer), "training": {"epochs": \(epochs), "batch_size": \(batchSize), "seed": 7}\(
          replicas.map { #", "distributed": {"replicas": \#($0)}"# } ?? "")\(extra)}
         """
@@ -49,11 +49,16 @@ struct DataParallelTrainingTests {
 
     /// Trains the same digits job on one network and on `replicas`, and checks weights, loss and accuracy agree.
     static func expectSameAsSingleRun(optimizer: String, batchSize: Int, replicas: Int, epochs: Int = 1, loss: String = #""cross_entropy""#,
-                                      extra: String = "") throws {
-        let (single, singleOutcome) = try trainDigits(digitsSpec(optimizer: optimizer, batchSize: batchSize, replicas: nil,
-                                                                 epochs: epochs, loss: loss, extra: extra))
-        let (parallel, parallelOutcome) = try trainDigits(digitsSpec(optimizer: optimizer, batchSize: batchSize, replicas: replicas,
-                                                                     epochs: epochs, loss: loss, extra: extra))
+                                      layers: String? = nil, inputShape: String? = nil, extra: String = "") throws {
+        func spec(_ replicas: Int?) -> String {
+            if let layers {
+                return digitsSpec(optimizer: optimizer, batchSize: batchSize, replicas: replicas, epochs: epochs, layers: layers, loss: loss,
+                                  inputShape: inputShape, extra: extra)
+            }
+            return digitsSpec(optimizer: optimizer, batchSize: batchSize, replicas: replicas, epochs: epochs, loss: loss, extra: extra)
+        }
+        let (single, singleOutcome) = try trainDigits(spec(nil))
+        let (parallel, parallelOutcome) = try trainDigits(spec(replicas))
         #expect(single.replicas == nil)
         #expect(parallel.replicas?.count == replicas)
         let difference = relativeDifference(parallel, single)
@@ -91,6 +96,13 @@ struct DataParallelTrainingTests {
             optimizer: #"{"type": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": true}"#, batchSize: 50, replicas: 3, epochs: 2,
             loss: #"{"type": "cross_entropy", "label_smoothing": 0.1, "class_weights": "balanced"}"#,
             extra: #", "regularization": {"l2": 0.0001, "max_norm": 3}, "schedule": {"type": "cosine", "t_max": 2}"#)
+    }
+
+    @Test func aSmallCNNOnTheDigitsAsImagesMatchesToo() throws {
+        // Convolution weight gradients accumulate over the shard's im2col columns: the sum over shards is the batch's.
+        let layers = #"{"type": "conv2d", "filters": 8, "kernel": 3, "padding": "same", "activation": "relu"}, {"type": "max_pool2d", "kernel": 2}, {"type": "flatten"}, {"type": "dense", "units": 10}"#
+        try Self.expectSameAsSingleRun(optimizer: #"{"type": "sgd", "lr": 0.05, "momentum": 0.9}"#, batchSize: 32, replicas: 2,
+                                       layers: layers, inputShape: "[1, 8, 8]")
     }
 
     @Test func lbfgsEvaluatesItsFullBatchLossAndGradientAcrossReplicas() throws {
