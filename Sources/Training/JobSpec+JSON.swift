@@ -24,7 +24,7 @@ extension JobSpec {
             "compression": .array(compression.map(\.jsonValue)),
             "distillation": distillation?.jsonValue ?? .null,
             "init": initialization?.jsonValue ?? .null,
-            "distributed": .null,
+            "distributed": distributed?.jsonValue ?? .null,
             "priority": JSONValue(priority),
             "max_attempts": JSONValue(maxAttempts),
             "notify": notify?.jsonValue ?? .null,

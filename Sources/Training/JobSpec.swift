@@ -38,6 +38,8 @@ public struct JobSpec: Sendable {
     public var distillation: DistillationSpec? = nil
     /// A webhook for the job's final state.
     public var notify: NotifySpec? = nil
+    /// Data-parallel training on in-process replicas; nil trains on one.
+    public var distributed: DistributedSpec? = nil
 }
 
 /// What a job trains: a model of the targets (`supervised`) or a generator of samples like the
@@ -293,7 +295,9 @@ extension JobSpec {
         var initialization: InitSpec?
         if isGAN { root.rejectUnsupported("init", "starting a GAN from another job's weights") }
         else { initialization = InitSpec.read(root) }
-        root.rejectUnsupported("distributed", "distributed training")
+        var distributed: DistributedSpec?
+        if isGAN { root.rejectUnsupported("distributed", "distributed training of a GAN") }
+        else { distributed = DistributedSpec.read(root, batchSize: optimizer?.usesFullBatch == true ? nil : training.batchSize) }
         let notify = NotifySpec.read(root)
 
         let priority = root.int("priority", default: 0, range: -1000...1000)
@@ -306,7 +310,7 @@ extension JobSpec {
             loss: loss, optimizer: optimizer, schedule: schedule, training: training, regularization: regularization,
             priority: priority, maxAttempts: maxAttempts, task: task, gan: gan, initialization: initialization,
             earlyStopping: earlyStopping, augmentation: augmentation, compression: compression, distillation: distillation,
-            notify: notify)
+            notify: notify, distributed: distributed)
     }
 
     // MARK: GAN jobs

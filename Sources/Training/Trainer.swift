@@ -139,6 +139,8 @@ public final class Trainer {
     public var weightQuantizer: WeightFakeQuantizer?
     /// Knowledge distillation: the teacher's logits on each batch join the labels in the loss.
     public var distillation: Distillation?
+    /// `distributed.replicas` > 1: the network's replicas, which share every batch (nil: one network).
+    let replicas: ReplicaGroup?
 
     /// - `transfer`: weights to start from (the spec's `init`), with the layers to keep fixed.
     /// - `network`: train this network instead of a fresh one of `spec.model` (fine-tuning a compressed model).
@@ -193,9 +195,18 @@ public final class Trainer {
                                                     baseLearningRate: Double(spec.optimizer.learningRate), warmup: warmup)
             self.schedule = schedule
         }
+        let replicaCount = spec.distributed?.replicas ?? 1
+        replicas = replicaCount > 1 ? ReplicaGroup(network: network, replicas: replicaCount, batchSize: batch, seed: spec.training.seed) : nil
         lastLearningRate = 0
         learningRate = Float(schedule?.learningRate ?? Double(spec.optimizer.learningRate))
         lastLearningRate = learningRate
+    }
+
+    /// The replicas that run the next step, or nil when one network does: always with one replica, and
+    /// with quantization-aware fine-tuning (its fake-quantized weights and activation observers live
+    /// on the trainer's network alone).
+    var activeReplicas: ReplicaGroup? {
+        weightQuantizer == nil && network.inputTransforms.isEmpty ? replicas : nil
     }
 
     /// The learning rate of the next step, whichever kind of method takes it.
@@ -281,7 +292,8 @@ public final class Trainer {
             augmenter?.apply(to: batchInput.pointer, count: count)
             optimizer.zeroGradients()
             weightQuantizer?.quantizeWeights()
-            let output = network.forward(batchInput, isTraining: true)
+            let replicas = activeReplicas
+            let output = replicas?.forward(batchInput, isTraining: true) ?? network.forward(batchInput, isTraining: true)
             var batchLoss = batchClassTargets.withUnsafeBufferPointer { classes in
                 batchValueTargets.withUnsafeBufferPointer { values in
                     if let distillation {
@@ -297,7 +309,8 @@ public final class Trainer {
             }
             guard batchLoss.isFinite else { throw TrainingError.diverged(epoch: epoch, loss: batchLoss) }
             if train.task == .classification, loss.spec.usesClassTargets { correct += countCorrect(output) }
-            network.backward(lossGradient)
+            // With replicas: each backpropagates its rows, and their gradients are summed into the network's.
+            if let replicas { replicas.backward(lossGradient) } else { network.backward(lossGradient) }
             weightQuantizer?.restoreWeights()
             applyPenaltyGradients()
             maskGradients()
@@ -364,16 +377,18 @@ public final class Trainer {
         loadBatch(from: data.train, positions: 0..<rows)
         var correct = 0, gradientNorm = 0.0, evaluations = 0, dataLossBefore = 0.0
         lastLearningRate = optimizer.learningRate
+        let replicas = activeReplicas
         let lossBefore = optimizer.step { [self] in
             for parameter in parameters { parameter.zeroGradient() }
-            let output = network.forward(batchInput, isTraining: false)
+            // With replicas: the training set in shards, their outputs gathered (parameters broadcast first).
+            let output = replicas?.forward(batchInput, isTraining: false) ?? network.forward(batchInput, isTraining: false)
             let dataLoss = batchClassTargets.withUnsafeBufferPointer { classes in
                 batchValueTargets.withUnsafeBufferPointer { values in
                     loss.evaluate(predictions: output, classTargets: classes.baseAddress, valueTargets: values.baseAddress,
                                   gradient: lossGradient)
                 }
             }
-            network.backward(lossGradient)
+            if let replicas { replicas.backward(lossGradient) } else { network.backward(lossGradient) }
             applyPenaltyGradients(includingL1: true)
             maskGradients()
             if evaluations == 0 {

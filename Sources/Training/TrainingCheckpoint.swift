@@ -161,6 +161,8 @@ public enum TrainingCheckpoint {
         var shuffle: SeededGenerator
         var augmentation: SeededGenerator?
         var dropout: [SeededGenerator]
+        /// `distributed.replicas` > 1: the dropout generators of replicas 1…N−1 (absent otherwise).
+        var replicaDropout: [[SeededGenerator]]? = nil
     }
 }
 
@@ -187,7 +189,8 @@ extension Trainer {
         writer.add(monitor?.snapshotTensors ?? [], as: "best")
         writer.add(order: order, as: "order")
         writer.set("generators", TrainingCheckpoint.Generators(shuffle: shuffleGenerator, augmentation: augmenter?.generator,
-                                                              dropout: network.stochasticLayers.map(\.generator)))
+                                                              dropout: network.stochasticLayers.map(\.generator),
+                                                              replicaDropout: replicas?.replicaDropoutGenerators))
         writer.set("learning_rate", bits: learningRate)
         writer.set("last_learning_rate", bits: lastLearningRate)
         writer.set("stopped_early", stoppedEarly)
@@ -207,6 +210,7 @@ extension Trainer {
             throw TrainingCheckpoint.LoadError.invalid("the checkpoint's augmentation does not match this spec")
         }
         try network.restoreGenerators(generators.dropout)
+        if let replicaDropout = generators.replicaDropout { try replicas?.restoreReplicaDropoutGenerators(replicaDropout) }
         shuffleGenerator = generators.shuffle
         if let generator = generators.augmentation { augmenter?.generator = generator }
         order = try reader.order("order", count: order.count, rows: self.data.train.rows)

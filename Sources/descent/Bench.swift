@@ -23,6 +23,8 @@ struct Bench: AsyncParsableCommand {
     @Argument(help: "mlp, cnn, lstm or all") var workload: String
     @Option(help: "OpenBLAS threads (default: all cores).") var threads: Int?
     @Option(help: "Timed epochs after one warm-up epoch.") var epochs = 1
+    @Option(help: "In-process replicas (the spec's distributed.replicas) sharing each batch; 1 trains one network.")
+    var replicas = 1
     @Flag(help: "One JSON object per workload, for scripts.") var json = false
     @Option(help: "A Python with torch installed: also run shared/bench/torch_anchor.py on each workload and print the ratio.")
     var torch: String?
@@ -69,6 +71,9 @@ struct Bench: AsyncParsableCommand {
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1") }
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1") }
         if let threads, threads < 1 { throw ValidationError("--threads must be positive") }
+        guard (1...DistributedSpec.maxReplicas).contains(replicas) else {
+            throw ValidationError("--replicas must be between 1 and \(DistributedSpec.maxReplicas)")
+        }
     }
 
     var threadCount: Int { threads ?? ProcessInfo.processInfo.activeProcessorCount }
@@ -82,7 +87,7 @@ struct Bench: AsyncParsableCommand {
         }
         if single {
             let (_, chosen) = Self.workloads.first { $0.name == workload }!
-            print(try Self.measure(chosen, threads: threadCount, epochs: epochs).encodedString())
+            print(try Self.measure(chosen, threads: threadCount, epochs: epochs, replicas: replicas).encodedString())
             return
         }
         let peak = try runChild(["bench", workload, "--peak-only", "--threads", "\(threadCount)"])["peak_gflops"]?.numberValue ?? .nan
@@ -90,12 +95,14 @@ struct Bench: AsyncParsableCommand {
         var rows: [JSONValue] = []
         if !json {
             print("sgemm peak: \(String(format: "%.1f", peak)) GFLOP/s (2048², \(threadCount) threads); OpenBLAS core: \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto")")
+            if replicas > 1 { print("\(replicas) in-process replicas per batch (OpenBLAS single-threaded inside each)") }
         }
         for name in names {
             // Ours and PyTorch's alternate, so that what else the machine does affects both alike.
             var runs: [JSONValue] = [], torchRuns: [(samplesPerSecond: Double, peakRSSMiB: Double)] = []
             for _ in 0..<repeats {
-                runs.append(try runChild(["bench", name, "--single", "--epochs", "\(epochs)", "--threads", "\(threadCount)"]))
+                runs.append(try runChild(["bench", name, "--single", "--epochs", "\(epochs)", "--threads", "\(threadCount)",
+                                          "--replicas", "\(replicas)"]))
                 if let torch { torchRuns.append(try runTorch(python: torch, workload: name)) }
             }
             let speeds = runs.map { $0["samples_per_s"]?.numberValue ?? 0 }
@@ -116,7 +123,8 @@ struct Bench: AsyncParsableCommand {
             }
             if throughServer {
                 let server = try await ServerThroughput(workload: Self.workloads.first { $0.name == name }!.workload,
-                                                        executable: Self.executable, epochs: epochs, threads: threadCount).measure()
+                                                        executable: Self.executable, epochs: epochs, threads: threadCount,
+                                                        replicas: replicas).measure()
                 fields["server_samples_per_s"] = JSONValue(server.server)
                 fields["server_library_samples_per_s"] = JSONValue(server.library)
                 fields["server_ratio"] = JSONValue(Self.rounded(server.server / server.library, 3))
@@ -132,10 +140,11 @@ struct Bench: AsyncParsableCommand {
     // MARK: One workload, in this process
 
     /// Trains the workload (one warm-up epoch, then `epochs` timed ones) and reports what it measured.
-    static func measure(_ workload: Workload, threads: Int, epochs: Int) throws -> JSONValue {
+    static func measure(_ workload: Workload, threads: Int, epochs: Int, replicas: Int = 1) throws -> JSONValue {
         BLAS.setThreadCount(threads)
         let dataset = syntheticDataset(workload)
-        let spec = try JobSpec.parse(specJSON(workload, epochs: 1 + epochs, datasetId: "bench")).resolved(for: DatasetSummary(dataset))
+        let spec = try JobSpec.parse(specJSON(workload, epochs: 1 + epochs, datasetId: "bench", replicas: replicas))
+            .resolved(for: DatasetSummary(dataset))
         let trainer = try Trainer(spec: spec, data: PreparedData(spec: spec, dataset: dataset))
         let outcome = try trainer.run()
         let timed = outcome.history.dropFirst()  // the first epoch warms up buffers and caches
@@ -150,6 +159,7 @@ struct Bench: AsyncParsableCommand {
             "training_flops_per_sample": JSONValue(flopsPerSample),
             "peak_rss_mib": JSONValue(peakRSSMiB()), "seconds": JSONValue(rounded(seconds, 3)),
             "final_loss": JSONValue(outcome.history.last?.trainLoss ?? .nan), "threads": JSONValue(BLAS.threadCount),
+            "replicas": JSONValue(replicas),
         ]
     }
 
@@ -166,15 +176,18 @@ struct Bench: AsyncParsableCommand {
             targetValues: [], targetCount: 10)
     }
 
-    /// The workload as a job spec: SGD with momentum 0.9, no validation split, no standardization (as the anchor).
-    static func specJSON(_ workload: Workload, epochs: Int, datasetId: String) -> JSONValue {
-        [
+    /// The workload as a job spec: SGD with momentum 0.9, no validation split, no standardization (as the anchor);
+    /// with `replicas` > 1, trained on that many in-process replicas (`distributed`).
+    static func specJSON(_ workload: Workload, epochs: Int, datasetId: String, replicas: Int = 1) -> JSONValue {
+        var fields: [String: JSONValue] = [
             "name": JSONValue("bench-\(workload.label)"),
             "dataset": ["id": JSONValue(datasetId)], "validation": ["split": 0], "preprocessing": ["standardize": false],
             "model": ["input_shape": JSONValue(workload.sampleShape), "layers": workload.layers],
             "optimizer": ["type": "sgd", "lr": 0.01, "momentum": 0.9],
             "training": ["epochs": JSONValue(epochs), "batch_size": JSONValue(workload.batchSize), "seed": 0],
         ]
+        if replicas > 1 { fields["distributed"] = ["replicas": JSONValue(replicas)] }
+        return .object(fields)
     }
 
     /// The process's peak resident set (VmHWM), in MiB.

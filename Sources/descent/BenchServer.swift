@@ -16,6 +16,7 @@ struct ServerThroughput {
     let executable: URL
     let epochs: Int
     let threads: Int
+    var replicas = 1
 
     struct Result { let server: Double; let library: Double; let jobSeconds: Double }
 
@@ -35,7 +36,7 @@ struct ServerThroughput {
         let upload = try await request(base, "POST", "/v1/datasets?name=bench&format=npy&target=last&task=classification",
                                        body: Self.npyTable(dataset), contentType: "application/octet-stream")
         guard let datasetId = upload["id"]?.stringValue else { throw ValidationError("upload failed: \(upload.encodedString())") }
-        let spec = Bench.specJSON(workload, epochs: 1 + epochs, datasetId: datasetId)
+        let spec = Bench.specJSON(workload, epochs: 1 + epochs, datasetId: datasetId, replicas: replicas)
         let created = try await request(base, "POST", "/v1/jobs", body: Data(spec.encodedString().utf8))
         guard let jobId = created["id"]?.stringValue else { throw ValidationError("submit failed: \(created.encodedString())") }
         var job: JSONValue

@@ -110,17 +110,17 @@ struct JobSpecRejectionTests {
             let spec = """
                 {"dataset": {"builtin": "moons"},
                  "model": {"layers": [{"type": "dense", "units": 2}]},
-                 "distributed": {"replicas": 2}}
+                 "distributed": {"processes": 2}}
                 """
             let error = try expectError(try await api.post("/v1/jobs", body: spec), .unprocessableContent, code: "invalid")
-            let expected: Set = ["distributed"]
+            let expected: Set = ["distributed.processes"]
             #expect(Set(error.paths) == expected, "\(error.allText)")
             for detail in error.details {
                 #expect(detail.message.contains("not supported yet"), "\(detail.path): \(detail.message)")
             }
-            let later = #"{"dataset": {"builtin": "moons"}, "model": {"preset": "mlp"}, "distributed": {"replicas": 2}}"#
-            let laterError = try expectError(try await api.post("/v1/jobs", body: later), .unprocessableContent, naming: ["not supported yet"])
-            #expect(Set(laterError.paths) == ["distributed"])
+            let later = #"{"dataset": {"builtin": "moons"}, "model": {"preset": "mlp"}, "distributed": {"replicas": 2, "hosts": ["a", "b"]}}"#
+            let laterError = try expectError(try await api.post("/v1/jobs", body: later), .unprocessableContent, naming: ["not available yet"])
+            #expect(Set(laterError.paths) == ["distributed.hosts"])
             try await api.expectNoJob()
         }
     }

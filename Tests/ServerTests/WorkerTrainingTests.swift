@@ -85,6 +85,18 @@ struct WorkerTrainingTests {
         }
     }
 
+    @Test("A job with distributed replicas trains on them through a worker and shows them in its spec")
+    func replicatedJobSucceeds() async throws {
+        try await withServer(Self.workers) { api in
+            let id = try await api.submit(try Specs.moons(epochs: 2, extra: #""distributed": {"replicas": 2}"#))
+            #expect(try await api.job(id)["spec"]?["distributed"] == ["replicas": 2, "mode": "sync"])
+            let job = try await api.waitForJob(id) { ["succeeded", "failed", "cancelled"].contains($0["status"]?.string ?? "?") }
+            #expect(job["status"] == "succeeded", "\(job.encodedString())")
+            #expect(job["epoch"]?.int == 2)
+            #expect(job["result"]?["parameters"]?.int == 42)
+        }
+    }
+
     @Test("The event stream of a job watched while it runs tells its status, every epoch and then done")
     func eventsOfRunningJob() async throws {
         try await withServer(Self.workers) { api in

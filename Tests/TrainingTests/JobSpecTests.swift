@@ -59,6 +59,7 @@ func expectSameSpec(_ a: JobSpec, _ b: JobSpec, sourceLocation: SourceLocation =
     #expect(a.regularization == b.regularization, sourceLocation: sourceLocation)
     #expect(a.priority == b.priority, sourceLocation: sourceLocation)
     #expect(a.maxAttempts == b.maxAttempts, sourceLocation: sourceLocation)
+    #expect(a.distributed == b.distributed, sourceLocation: sourceLocation)
 }
 
 @Suite("JobSpec.parse")
@@ -229,7 +230,7 @@ struct JobSpecTests {
         (minimalSpec(#", "augmentation": [{"type": "random_blur"}]"#), "augmentation[0].type", "random_shift"),
         (minimalSpec(#", "distillation": {"teacher_job": "job_1", "alpha": 2}"#), "distillation.alpha", "must be in [0, 1]"),
         (minimalSpec(#", "init": {"from_job": 7}"#), "init.from_job", "must be a string"),
-        (minimalSpec(#", "distributed": {"replicas": 4}"#), "distributed", "not supported yet"),
+        (minimalSpec(#", "distributed": {"processes": 4}"#), "distributed.processes", "not supported yet"),
         (minimalSpec(#", "notify": {"url": "ftp://x/hook"}"#), "notify.url", "must be an absolute http or https URL"),
         (minimalSpec(#", "notify": {"events": ["succeeded"]}"#), "notify.url", "is required"),
         (minimalSpec(#", "notify": {"url": "http://x/hook", "events": ["started"]}"#), "notify.events", "must list states among"),
