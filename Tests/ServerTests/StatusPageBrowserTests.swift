@@ -67,6 +67,7 @@ struct StatusPageBrowserTests {
                         "\(chart) should draw \(points) points")
             }
             #expect(dom.contains(#"href="/v1/jobs/\#(id)/model""#), "the download link")
+            #expect(dom.contains(#"href="/v1/jobs/\#(id)/model?format=onnx""#), "the ONNX download link")
             let screenshot = Self.artifacts.appendingPathComponent("status-page-job.png")
             #expect((try? FileManager.default.attributesOfItem(atPath: screenshot.path)[.size] as? Int) ?? 0 > 10_000)
         }

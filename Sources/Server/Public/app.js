@@ -441,18 +441,21 @@
       el("span", { class: "label" }, label ? (job.status === "queued" ? label : "epoch " + label) : ""));
   }
 
-  function downloadLink(id, name) {
-    const fileName = safeFileName(name || id) + ".safetensors";
+  /** The model file of a job: `.safetensors` as saved, or (format "onnx") the ONNX graph of the same model. */
+  function downloadLink(id, name, format = "safetensors") {
+    const fileName = safeFileName(name || id) + "." + format;
+    const path = jobPath(id, format === "onnx" ? "/model?format=onnx" : "/model");
     return el("a", {
-      class: "btn", href: jobPath(id, "/model"), download: fileName,
-      "aria-label": "Download the model of job " + (name || id),
+      class: "btn", href: path, download: fileName,
+      "aria-label": (format === "onnx" ? "Download as ONNX the model of job " : "Download the model of job ") + (name || id),
+      title: format === "onnx" ? "The same model as an ONNX file, for onnxruntime" : "The model as .safetensors (torch layouts)",
       onclick: (event) => {
         event.stopPropagation();
         if (!state.token) return; // the plain link works when auth is off
         event.preventDefault();
-        downloadWithToken(jobPath(id, "/model"), fileName);
+        downloadWithToken(path, fileName);
       },
-    }, "Download");
+    }, format === "onnx" ? "ONNX" : "Download");
   }
 
   /** With auth on a plain link cannot send the token: fetch the file with it, then save the blob. */
@@ -471,9 +474,9 @@
     }
   }
 
-  function stageDownloadLink(id, stage) {
-    const path = jobPath(id, "/model?stage=" + encodeURIComponent(stage));
-    const fileName = safeFileName(id) + "." + safeFileName(stage) + ".safetensors";
+  function stageDownloadLink(id, stage, format = "safetensors") {
+    const path = jobPath(id, "/model?stage=" + encodeURIComponent(stage) + (format === "onnx" ? "&format=onnx" : ""));
+    const fileName = safeFileName(id) + "." + safeFileName(stage) + "." + format;
     return el("a", {
       href: path, download: fileName,
       onclick: (event) => {
@@ -481,7 +484,7 @@
         event.preventDefault();
         downloadWithToken(path, fileName);
       },
-    }, "download");
+    }, format === "onnx" ? "onnx" : "download");
   }
 
   async function cancelJob(id, button) {
@@ -899,7 +902,7 @@
     if (ACTIVE.has(job.status)) {
       actions.append(el("button", { type: "button", class: "btn btn-danger", onclick: (e) => cancelJob(String(job.id), e.currentTarget) }, "Cancel job"));
     } else if (job.status === "succeeded") {
-      actions.append(downloadLink(String(job.id), name));
+      actions.append(downloadLink(String(job.id), name), " ", downloadLink(String(job.id), name, "onnx"));
     }
     if (actions.childNodes.length) items.push(actions);
     $("detail-summary").replaceChildren(...items);
@@ -955,7 +958,8 @@
       el("td", { class: "num" }, isNum(stage.bytes) && isNum(first.bytes) && stage.bytes > 0 ? (first.bytes / stage.bytes).toFixed(2) + "×" : "—"),
       el("td", { class: "num" }, fmtPct(stage.test_accuracy)),
       el("td", { class: "num" }, isNum(stage.latency_ms_per_sample) ? (stage.latency_ms_per_sample * 1000).toFixed(1) + " µs" : "—"),
-      el("td", null, stageDownloadLink(String(state.detail.id), String(stage.name)))));
+      el("td", null, stageDownloadLink(String(state.detail.id), String(stage.name)), " · ",
+        stageDownloadLink(String(state.detail.id), String(stage.name), "onnx"))));
     $("detail-stages").replaceChildren(...rows);
     const table = report && report.sensitivity && typeof report.sensitivity === "object" ? report.sensitivity : null;
     $("sensitivity-figure").hidden = !table;
