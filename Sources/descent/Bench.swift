@@ -90,7 +90,7 @@ struct Bench: AsyncParsableCommand {
             print(try Self.measure(chosen, threads: threadCount, epochs: epochs, replicas: replicas).encodedString())
             return
         }
-        let peak = try runChild(["bench", workload, "--peak-only", "--threads", "\(threadCount)"])["peak_gflops"]?.numberValue ?? .nan
+        let peak = try runChild(["bench", workload, "--peak-only", "--threads", "\(threadCount)"])["peak_gflops"]?.number ?? .nan
         let names = workload == "all" ? Self.workloads.map(\.name) : [workload]
         var rows: [JSONValue] = []
         if !json {
@@ -105,13 +105,13 @@ struct Bench: AsyncParsableCommand {
                                           "--replicas", "\(replicas)"]))
                 if let torch { torchRuns.append(try runTorch(python: torch, workload: name)) }
             }
-            let speeds = runs.map { $0["samples_per_s"]?.numberValue ?? 0 }
+            let speeds = runs.map { $0["samples_per_s"]?.number ?? 0 }
             let median = Self.median(speeds)
             // The run whose speed is the median, for its other fields.
             var row = runs[speeds.firstIndex(of: median) ?? 0]
             guard case .object(var fields) = row else { continue }
             fields["runs"] = .array(speeds.map { .number($0) })
-            let gflops = fields["gflops"]?.numberValue ?? 0
+            let gflops = fields["gflops"]?.number ?? 0
             fields["peak_gflops"] = JSONValue(Self.rounded(peak, 1))
             fields["percent_of_peak"] = JSONValue(Self.rounded(100 * gflops / peak, 1))
             if !torchRuns.isEmpty {
@@ -253,8 +253,8 @@ struct Bench: AsyncParsableCommand {
             """
         let output = try Self.run(URL(fileURLWithPath: python), ["-c", wrapper, script, workload, "\(threadCount)"])
         let objects = output.split(separator: "\n").compactMap { try? JSONValue.parse(Data($0.utf8)) }
-        guard let result = objects.first(where: { $0["samples_per_s"] != nil }), let speed = result["samples_per_s"]?.numberValue,
-              let rss = objects.last?["peak_rss_mib"]?.numberValue
+        guard let result = objects.first(where: { $0["samples_per_s"] != nil }), let speed = result["samples_per_s"]?.number,
+              let rss = objects.last?["peak_rss_mib"]?.number
         else { throw ValidationError("torch_anchor.py printed no result:\n\(output)") }
         return (speed, rss)
     }
@@ -279,7 +279,7 @@ struct Bench: AsyncParsableCommand {
 
     func printTable(_ rows: [JSONValue]) {
         func cell(_ value: JSONValue?, _ format: String = "%.0f") -> String {
-            guard let number = value?.numberValue else { return "—" }
+            guard let number = value?.number else { return "—" }
             return String(format: format, number)
         }
         var header = ["workload", "samples/s", "GFLOP/s", "% peak", "peak RSS MiB"]
@@ -287,7 +287,7 @@ struct Bench: AsyncParsableCommand {
         if throughServer { header += ["server samples/s", "server/library"] }
         var lines = [header]
         for row in rows {
-            var line = [row["workload"]?.stringValue ?? "?", cell(row["samples_per_s"]), cell(row["gflops"], "%.1f"),
+            var line = [row["workload"]?.string ?? "?", cell(row["samples_per_s"]), cell(row["gflops"], "%.1f"),
                         cell(row["percent_of_peak"], "%.1f"), cell(row["peak_rss_mib"])]
             if torch != nil { line += [cell(row["torch_samples_per_s"]), cell(row["ratio"], "%.2f×"), cell(row["torch_peak_rss_mib"])] }
             if throughServer { line += [cell(row["server_samples_per_s"]), cell(row["server_ratio"], "%.3f")] }
@@ -301,10 +301,4 @@ struct Bench: AsyncParsableCommand {
             }.joined(separator: "  "))
         }
     }
-}
-
-extension JSONValue {
-    var numberValue: Double? { if case .number(let value) = self { value } else { nil } }
-    var stringValue: String? { if case .string(let value) = self { value } else { nil } }
-    var arrayValue: [JSONValue]? { if case .array(let value) = self { value } else { nil } }
 }

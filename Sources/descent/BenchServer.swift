@@ -1,8 +1,5 @@
 import ArgumentParser
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import Datasets
 import NeuralNetwork
 import Server
@@ -29,79 +26,65 @@ struct ServerThroughput {
         server.arguments = ["serve", "--port", "\(port)", "--data-dir", folder.path, "--blas-threads", "\(threads)", "--log-level", "warning"]
         try server.run()
         defer { server.terminate(); server.waitUntilExit() }
-        let base = URL(string: "http://127.0.0.1:\(port)")!
-        try await waitForHealth(base)
+        let client = APIClient(base: URL(string: "http://127.0.0.1:\(port)")!, token: nil)
+        try await waitForHealth(client)
 
         let dataset = Bench.syntheticDataset(workload)
-        let upload = try await request(base, "POST", "/v1/datasets?name=bench&format=npy&target=last&task=classification",
+        let upload = try await request(client, "POST", "/v1/datasets?name=bench&format=npy&target=last&task=classification",
                                        body: Self.npyTable(dataset), contentType: "application/octet-stream")
-        guard let datasetId = upload["id"]?.stringValue else { throw ValidationError("upload failed: \(upload.encodedString())") }
+        guard let datasetId = upload["id"]?.string else { throw ValidationError("upload failed: \(upload.encodedString())") }
         let spec = Bench.specJSON(workload, epochs: 1 + epochs, datasetId: datasetId, replicas: replicas)
-        let created = try await request(base, "POST", "/v1/jobs", body: Data(spec.encodedString().utf8))
-        guard let jobId = created["id"]?.stringValue else { throw ValidationError("submit failed: \(created.encodedString())") }
+        let created = try await request(client, "POST", "/v1/jobs", body: Data(spec.encodedString().utf8))
+        guard let jobId = created["id"]?.string else { throw ValidationError("submit failed: \(created.encodedString())") }
         var job: JSONValue
         repeat {
             try await Task.sleep(for: .milliseconds(200))
-            job = try await request(base, "GET", "/v1/jobs/\(jobId)")
-        } while !["succeeded", "failed", "cancelled"].contains(job["status"]?.stringValue ?? "")
-        guard job["status"]?.stringValue == "succeeded" else { throw ValidationError("the bench job did not succeed: \(job.encodedString())") }
-        let rows = try await request(base, "GET", "/v1/jobs/\(jobId)/metrics")["epochs"]?.arrayValue ?? []
+            job = try await request(client, "GET", "/v1/jobs/\(jobId)")
+        } while !["succeeded", "failed", "cancelled"].contains(job["status"]?.string ?? "")
+        guard job["status"]?.string == "succeeded" else { throw ValidationError("the bench job did not succeed: \(job.encodedString())") }
+        let rows = try await request(client, "GET", "/v1/jobs/\(jobId)/metrics")["epochs"]?.array ?? []
         let timed = rows.dropFirst()
         var samples = 0.0, seconds = 0.0
         for row in timed {
-            let rowSeconds: Double = row["seconds"]?.numberValue ?? 0
-            let rowSpeed: Double = row["samples_per_second"]?.numberValue ?? 0
+            let rowSeconds: Double = row["seconds"]?.number ?? 0
+            let rowSpeed: Double = row["samples_per_second"]?.number ?? 0
             samples += rowSpeed * rowSeconds
             seconds += rowSeconds
         }
 
-        let library = try Bench.measure(workload, threads: threads, epochs: epochs)["samples_per_s"]?.numberValue ?? 0
+        let library = try Bench.measure(workload, threads: threads, epochs: epochs)["samples_per_s"]?.number ?? 0
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         var jobSeconds = 0.0
-        if let started = job["started_at"]?.stringValue, let finished = job["finished_at"]?.stringValue,
+        if let started = job["started_at"]?.string, let finished = job["finished_at"]?.string,
            let start = formatter.date(from: started), let end = formatter.date(from: finished) {
             jobSeconds = end.timeIntervalSince(start)
         }
         return Result(server: Bench.rounded(samples / seconds, 1), library: library, jobSeconds: Bench.rounded(jobSeconds, 2))
     }
 
-    private func waitForHealth(_ base: URL) async throws {
+    private func waitForHealth(_ client: APIClient) async throws {
         for _ in 0..<300 {
-            if let (_, response) = try? await URLSession.shared.data(from: base.appendingPathComponent("healthz")),
-               (response as? HTTPURLResponse)?.statusCode == 200 { return }
+            if (try? await client.request("GET", "/healthz")) != nil { return }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw ValidationError("descent serve did not start")
     }
 
-    private func request(_ base: URL, _ method: String, _ path: String, body: Data? = nil,
+    /// A JSON answer of the server (a 4xx or 5xx throws, with the server's message).
+    private func request(_ client: APIClient, _ method: String, _ path: String, body: Data? = nil,
                          contentType: String = "application/json") async throws -> JSONValue {
-        var request = URLRequest(url: URL(string: path, relativeTo: base)!)
-        request.httpMethod = method
-        request.httpBody = body
-        request.timeoutInterval = 600
-        if body != nil { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
-        let (data, _) = try await URLSession.shared.data(for: request)
-        return try JSONValue.parse(data)
+        try JSONValue.parse(try await client.request(method, path, body: body, contentType: contentType).0)
     }
 
     /// The dataset as a float32 `.npy` table: the features, then the class index as the last column.
     static func npyTable(_ dataset: TabularDataset) -> Data {
         let columns = dataset.featureCount + 1
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(dataset.rows), \(columns)), }"
-        let unpadded = 10 + header.utf8.count + 1
-        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
-        var data = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
-        let length = UInt16(header.utf8.count)
-        data.append(contentsOf: [UInt8(length & 0xff), UInt8(length >> 8)])
-        data.append(contentsOf: Array(header.utf8))
         var values = [Float](repeating: 0, count: dataset.rows * columns)
         for row in 0..<dataset.rows {
             for feature in 0..<dataset.featureCount { values[row * columns + feature] = dataset.features[row * dataset.featureCount + feature] }
             values[row * columns + dataset.featureCount] = Float(dataset.classIndices[row])
         }
-        values.withUnsafeBytes { data.append(contentsOf: $0) }
-        return data
+        return NPYWriter.float32(shape: [dataset.rows, columns], values: values)
     }
 }

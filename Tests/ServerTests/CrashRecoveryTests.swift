@@ -23,17 +23,11 @@ struct CrashRecoveryTests {
 
     /// Runs a server on a fresh data folder with digits uploaded.
     private func withServer(_ body: (ServerProcess) async throws -> Void) async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("descent-crash-\(UUID().uuidString)")
-        let server = ServerProcess(dataFolder: folder)
-        defer {
-            if let process = server.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            try? FileManager.default.removeItem(at: folder)
-            try? FileManager.default.removeItem(at: folder.appendingPathExtension("log"))
+        try await ServerProcess.withFresh("crash") { server in
+            let csv = try Data(contentsOf: RepositoryFiles.dataset("digits.csv"))
+            _ = try await server.json("POST", "/v1/datasets?name=digits", body: csv, contentType: "text/csv")
+            try await body(server)
         }
-        try await server.start()
-        let csv = try Data(contentsOf: RepositoryFiles.dataset("digits.csv"))
-        _ = try await server.json("POST", "/v1/datasets?name=digits", body: csv, contentType: "text/csv")
-        try await body(server)
     }
 
     /// After the interruption and the restart: the job succeeds on attempt 2 with every epoch once,

@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -50,12 +51,7 @@ enum ArrayFiles {
 
     /// A version 1.0 .npy file with numpy's header layout.
     static func npy(descr: String, shape: [Int], values: [UInt8]) -> Data {
-        let tuple = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
-        var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(tuple), }"
-        while (10 + header.utf8.count + 1) % 64 != 0 { header += " " }
-        header += "\n"
-        let preamble: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0] + withUnsafeBytes(of: UInt16(header.utf8.count).littleEndian) { Array($0) }
-        return Data(preamble + Array(header.utf8) + values)
+        NPYWriter.file(descr: descr, shape: shape, values: values)
     }
 
     /// A gzip file (RFC 1952) whose deflate stream is stored blocks: valid gzip that any reader

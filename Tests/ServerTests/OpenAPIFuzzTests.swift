@@ -10,30 +10,24 @@ struct OpenAPIFuzzTests {
     func schemathesisFindsNothing() async throws {
         let python = try await PythonTools.python(with: ["schemathesis==4.32.5"])
         let schemathesis = python.deletingLastPathComponent().appendingPathComponent("schemathesis")
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("descent-fuzz-\(UUID().uuidString)")
-        let server = ServerProcess(dataFolder: folder)
-        defer {
-            if let process = server.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            try? FileManager.default.removeItem(at: folder)
-            try? FileManager.default.removeItem(at: folder.appendingPathExtension("log"))
+        try await ServerProcess.withFresh("fuzz") { (server: ServerProcess) async throws in
+            let base = "http://127.0.0.1:\(server.port)"
+            let output: String
+            do {
+                output = try await PythonTools.runDetached(URL(fileURLWithPath: "/usr/bin/timeout"), [
+                    "--kill-after=10", "600", schemathesis.path, "run", "\(base)/openapi.yaml", "--url", base,
+                    "--checks", "not_a_server_error,response_schema_conformance", "--max-examples", "8", "--workers", "1",
+                    "--seed", "20261129", "--no-color",
+                    // The tenant's event stream never ends by itself: schemathesis would wait for its body until the timeout.
+                    // Its events are checked by TenantEventStreamTests.
+                    "--exclude-path", "/v1/events",
+                ], in: server.dataFolder)  // its caches (.schemathesis, .hypothesis) go with the data folder, not into the repository
+            } catch {
+                Issue.record("schemathesis failed:\n\(error)")
+                return
+            }
+            #expect(output.contains("No issues found") || !output.contains("Failures:"), "\(output.suffix(3000))")
+            #expect(try await server.request("GET", "/healthz").status == 200, "the server stopped answering")
         }
-        try await server.start()  // creates `folder`
-        let base = "http://127.0.0.1:\(server.port)"
-        let output: String
-        do {
-            output = try await PythonTools.runDetached(URL(fileURLWithPath: "/usr/bin/timeout"), [
-                "--kill-after=10", "600", schemathesis.path, "run", "\(base)/openapi.yaml", "--url", base,
-                "--checks", "not_a_server_error,response_schema_conformance", "--max-examples", "8", "--workers", "1",
-                "--seed", "20261129", "--no-color",
-                // The tenant's event stream never ends by itself: schemathesis would wait for its body until the timeout.
-                // Its events are checked by TenantEventStreamTests.
-                "--exclude-path", "/v1/events",
-            ], in: folder)  // its caches (.schemathesis, .hypothesis) go with the data folder, not into the repository
-        } catch {
-            Issue.record("schemathesis failed:\n\(error)")
-            return
-        }
-        #expect(output.contains("No issues found") || !output.contains("Failures:"), "\(output.suffix(3000))")
-        #expect(try await server.request("GET", "/healthz").status == 200, "the server stopped answering")
     }
 }

@@ -28,6 +28,20 @@ final class ServerProcess {
 
     static func freePort() -> Int { ServerConfiguration.freeLoopbackPort() }
 
+    /// Runs `body` against a server started on a fresh temporary data folder (`descent-<name>-<uuid>`),
+    /// then kills it if it still runs and removes the folder and its log.
+    static func withFresh<T>(_ name: String, _ body: (ServerProcess) async throws -> T) async throws -> T {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("descent-\(name)-\(UUID().uuidString)")
+        let server = ServerProcess(dataFolder: folder)
+        defer {
+            if let process = server.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            try? FileManager.default.removeItem(at: folder)
+            try? FileManager.default.removeItem(at: folder.appendingPathExtension("log"))
+        }
+        try await server.start()  // creates the folder
+        return try await body(server)
+    }
+
     /// Starts the server, on a fresh free port if the one it tried was taken in the meantime.
     func start() async throws {
         for _ in 0..<3 {

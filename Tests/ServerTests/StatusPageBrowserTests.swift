@@ -35,15 +35,7 @@ struct StatusPageBrowserTests {
     /// A `descent serve` child process: unlike an in-process server, it answers the browser even while
     /// other tests keep this process's threads busy.
     static func withChildServer(_ body: (ServerProcess) async throws -> Void) async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("descent-browser-\(UUID().uuidString)")
-        let server = ServerProcess(dataFolder: folder)
-        defer {
-            if let process = server.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            try? FileManager.default.removeItem(at: folder)
-            try? FileManager.default.removeItem(at: folder.appendingPathExtension("log"))
-        }
-        try await server.start()
-        try await body(server)
+        try await ServerProcess.withFresh("browser", body)
     }
 
     @Test("a trained job shows its row, loss and accuracy curves with one point per epoch and split, and a download link")

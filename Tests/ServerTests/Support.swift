@@ -257,19 +257,6 @@ func expectError(
 // MARK: - JSON
 
 extension JSONValue {
-    var string: String? { if case .string(let value) = self { value } else { nil } }
-    var number: Double? { if case .number(let value) = self { value } else { nil } }
-    var int: Int? { number.flatMap { $0.rounded() == $0 ? Int($0) : nil } }
-    var bool: Bool? { if case .bool(let value) = self { value } else { nil } }
-    var array: [JSONValue]? { if case .array(let value) = self { value } else { nil } }
-    var object: [String: JSONValue]? { if case .object(let value) = self { value } else { nil } }
-    var isNull: Bool { self == .null }
-
-    subscript(index: Int) -> JSONValue? {
-        guard let array, array.indices.contains(index) else { return nil }
-        return array[index]
-    }
-
     /// Parses a JSON literal written in a test.
     init(_ text: String) throws { self = try JSONValue.parse(Data(text.utf8)) }
 }
