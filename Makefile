@@ -9,6 +9,8 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA_DIR ?= ./data
 WORKERS ?= 1
+# OpenBLAS kernels: inherit (OPENBLAS_CORETYPE if set, else detected), auto (detected) or a name; see README.
+BLAS_CORE ?= inherit
 
 .PHONY: deps test-deps install-packages build serve test bench clean
 
@@ -31,14 +33,14 @@ build: deps
 	swift build -c release --product descent
 
 serve: build
-	.build/release/descent serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --workers $(WORKERS)
+	.build/release/descent serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --workers $(WORKERS) --blas-core $(BLAS_CORE)
 
 test: test-deps
 	swift test
 
-# TORCH=/path/to/python (with torch installed) adds PyTorch's figures and the ratios.
+# TORCH=/path/to/python (with torch installed) adds PyTorch's figures and the ratios; BLAS_CORE=auto the detected kernels.
 bench: build
-	.build/release/descent bench all $(if $(TORCH),--torch $(TORCH),)
+	.build/release/descent bench all --blas-core $(BLAS_CORE) $(if $(TORCH),--torch $(TORCH),)
 
 clean:
 	rm -rf .build

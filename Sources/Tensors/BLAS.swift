@@ -36,4 +36,7 @@ public enum BLAS {
     }
 
     public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
+    /// The kernel family OpenBLAS chose when it loaded ("Haswell", "SkylakeX", "Cooperlake", …).
+    public static var coreName: String { String(cString: openblas_get_corename()) }
 }

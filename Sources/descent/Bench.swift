@@ -33,6 +33,7 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Runs of each workload (and of PyTorch's), alternating; the medians are reported.") var repeats = 3
     @Flag(name: .customLong("through-server"), help: "Also train the workload as a job of a `descent serve` started for it, and compare.")
     var throughServer = false
+    @Option(name: .customLong("blas-core"), help: BLASCore.help) var blasCore = BLASCore.inherit
     /// Internal: run exactly one workload in this process and print its JSON (what `all` and the ratios call).
     @Flag(name: .customLong("single"), help: .hidden) var single = false
     /// Internal: measure the sgemm peak in this process and print it. In a process of its own because
@@ -79,9 +80,10 @@ struct Bench: AsyncParsableCommand {
     var threadCount: Int { threads ?? ProcessInfo.processInfo.activeProcessorCount }
 
     func run() async throws {
+        blasCore.apply()
         if peakOnly {
             BLAS.setThreadCount(threadCount)
-            let row: JSONValue = ["peak_gflops": JSONValue(Self.sgemmPeak())]
+            let row: JSONValue = ["peak_gflops": JSONValue(Self.sgemmPeak()), "blas_core": JSONValue(BLAS.coreName)]
             print(row.encodedString())
             return
         }
@@ -90,11 +92,11 @@ struct Bench: AsyncParsableCommand {
             print(try Self.measure(chosen, threads: threadCount, epochs: epochs, replicas: replicas).encodedString())
             return
         }
-        let peak = try runChild(["bench", workload, "--peak-only", "--threads", "\(threadCount)"])["peak_gflops"]?.number ?? .nan
+        let peak = try runChild(["bench", workload, "--peak-only", "--threads", "\(threadCount)", "--blas-core", "inherit"])["peak_gflops"]?.number ?? .nan
         let names = workload == "all" ? Self.workloads.map(\.name) : [workload]
         var rows: [JSONValue] = []
         if !json {
-            print("sgemm peak: \(String(format: "%.1f", peak)) GFLOP/s (2048², \(threadCount) threads); OpenBLAS core: \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "auto")")
+            print("sgemm peak: \(String(format: "%.1f", peak)) GFLOP/s (2048², \(threadCount) threads); OpenBLAS kernels: \(BLASCore.description)")
             if replicas > 1 { print("\(replicas) in-process replicas per batch (OpenBLAS single-threaded inside each)") }
         }
         for name in names {
@@ -102,7 +104,7 @@ struct Bench: AsyncParsableCommand {
             var runs: [JSONValue] = [], torchRuns: [(samplesPerSecond: Double, peakRSSMiB: Double)] = []
             for _ in 0..<repeats {
                 runs.append(try runChild(["bench", name, "--single", "--epochs", "\(epochs)", "--threads", "\(threadCount)",
-                                          "--replicas", "\(replicas)"]))
+                                          "--replicas", "\(replicas)", "--blas-core", "inherit"]))
                 if let torch { torchRuns.append(try runTorch(python: torch, workload: name)) }
             }
             let speeds = runs.map { $0["samples_per_s"]?.number ?? 0 }
@@ -158,7 +160,7 @@ struct Bench: AsyncParsableCommand {
             "gflops": JSONValue(rounded(samplesPerSecond * Double(flopsPerSample) / 1e9, 1)),
             "training_flops_per_sample": JSONValue(flopsPerSample),
             "peak_rss_mib": JSONValue(peakRSSMiB()), "seconds": JSONValue(rounded(seconds, 3)),
-            "final_loss": JSONValue(outcome.history.last?.trainLoss ?? .nan), "threads": JSONValue(BLAS.threadCount),
+            "final_loss": JSONValue(outcome.history.last?.trainLoss ?? .nan), "threads": JSONValue(BLAS.threadCount), "blas_core": JSONValue(BLAS.coreName),
             "replicas": JSONValue(replicas),
         ]
     }

@@ -12,6 +12,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("data-dir"), help: "Data folder: descent.sqlite, datasets/, models/.") var dataDirectory = "./data"
     @Option(help: "Jobs trained at once.") var workers = 1
     @Option(name: .customLong("blas-threads"), help: "OpenBLAS threads (default: cores / workers).") var blasThreads: Int?
+    @Option(name: .customLong("blas-core"), help: BLASCore.help) var blasCore = BLASCore.inherit
     @Option(name: .customLong("max-upload-bytes"), help: "Largest dataset upload.") var maxUploadBytes = 512 * 1024 * 1024
     @Option(help: "Bearer tokens on /v1 routes: on or off (default: on, unless --host is a loopback address).") var auth: String?
     @Option(name: .customLong("max-queued-per-tenant"), help: "Queued and running jobs a tenant may have at once (a study's jobs count).")
@@ -43,6 +44,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        blasCore.apply()
         var configuration = ServerConfiguration(dataDirectory: URL(fileURLWithPath: dataDirectory, isDirectory: true))
         configuration.host = host
         configuration.port = port
@@ -58,6 +60,9 @@ struct Serve: AsyncParsableCommand {
         configuration.maxModelParameters = maxModelParameters
         configuration.maxSpecBytes = maxSpecBytes
         configuration.idleTimeout = .seconds(idleTimeout)
+        var logger = Logger(label: "descent")
+        logger.logLevel = configuration.logLevel
+        logger.info("OpenBLAS kernels: \(BLASCore.description)")
         let app = try await buildApplication(configuration)
         try await app.runService()
     }
