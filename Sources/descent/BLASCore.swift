@@ -64,10 +64,15 @@ enum BLASCore: ExpressibleByArgument, Equatable {
     }
 
     /// "Cooperlake", with what it replaced when `auto` or a name overrode the environment.
+    /// A name OpenBLAS does not know makes it detect the CPU instead, silently; this says so.
     static var description: String {
-        let core = BLAS.coreName
-        guard let replaced = ProcessInfo.processInfo.environment[replacedVariable] else { return core }
-        return "\(core) (instead of the environment's \(variable)=\(replaced))"
+        let core = BLAS.coreName, environment = ProcessInfo.processInfo.environment
+        var notes: [String] = []
+        if let named = environment[variable], named.lowercased() != core.lowercased() {
+            notes.append("OpenBLAS has no kernels named \(named) and detected these")
+        }
+        if let replaced = environment[replacedVariable] { notes.append("instead of the environment's \(variable)=\(replaced)") }
+        return notes.isEmpty ? core : "\(core) (\(notes.joined(separator: "; ")))"
     }
 
     static let help = ArgumentHelp(
