@@ -101,7 +101,9 @@ let package = Package(
         .testTarget(name: "NeuralNetworkTests", dependencies: ["NeuralNetwork", "Tensors", "ReferenceFixtures"]),
         .testTarget(name: "OptimizersTests", dependencies: ["Optimizers", "Tensors", "ReferenceFixtures"]),
         .testTarget(name: "CompressionTests", dependencies: ["Compression", "NeuralNetwork", "Tensors", "ReferenceFixtures"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "NeuralNetwork", "Tensors"]),
+        // Counts the test thread's heap allocations (its malloc family interposes libc's in the test process).
+        .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "NeuralNetwork", "Tensors", "AllocationCounter"]),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore"]),
         .testTarget(
             name: "ServerTests",
