@@ -20,10 +20,15 @@ final class ServerProcess {
             .appendingPathComponent("descent")
     }
 
-    init(dataFolder: URL) {
+    /// Passed to `descent serve` after the usual ones (a fleet's `--database`, `--lease-seconds`…).
+    let extraArguments: [String]
+
+    /// `logFile` nil: `<dataFolder>.log`. Servers of a fleet share their data folder and keep a log each.
+    init(dataFolder: URL, logFile: URL? = nil, extraArguments: [String] = []) {
         self.dataFolder = dataFolder
         port = 0
-        logFile = dataFolder.appendingPathExtension("log")
+        self.logFile = logFile ?? dataFolder.appendingPathExtension("log")
+        self.extraArguments = extraArguments
     }
 
     static func freePort() -> Int { ServerConfiguration.freeLoopbackPort() }
@@ -55,6 +60,7 @@ final class ServerProcess {
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = ["serve", "--port", String(port), "--data-dir", dataFolder.path, "--log-level", "debug", "--blas-threads", "1"]
+            + extraArguments
         if !FileManager.default.fileExists(atPath: logFile.path) {
             _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         }

@@ -1,0 +1,138 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import PostgresTestSupport
+import Testing
+@testable import JobStore
+
+/// Several `descent serve` processes on one PostgreSQL queue and one shared data folder.
+@Suite("A fleet of servers on one PostgreSQL queue", .serialized)
+struct FleetTests {
+    /// Starts `count` servers on a fresh database of the test cluster and a fresh shared data folder;
+    /// `arguments(i)` adds options for server i. Kills them all afterwards.
+    static func withFleet<T>(
+        _ count: Int, leaseSeconds: Int = 30, arguments: (Int) -> [String] = { _ in [] },
+        _ body: ([ServerProcess], PostgresStore) async throws -> T
+    ) async throws -> T {
+        let cluster = try #require(PostgresCluster.shared, "PostgreSQL 15 is needed (make test installs postgresql-15)")
+        let url = try cluster.makeDatabase()
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("descent-fleet-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let servers = (0..<count).map { index in
+            ServerProcess(dataFolder: folder, logFile: folder.appendingPathExtension("node\(index).log"),
+                          extraArguments: ["--database", url, "--node-id", "node-\(index)", "--lease-seconds", String(leaseSeconds)]
+                              + arguments(index))
+        }
+        // What the test reads about the queue itself (which node ran what).
+        let store = try PostgresStore.open(url: url, nodeId: "test-observer", maxConnections: 2)
+        defer {
+            for server in servers {
+                if let process = server.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                try? FileManager.default.removeItem(at: folder.appendingPathExtension("node\(servers.firstIndex { $0 === server }!).log"))
+            }
+            store.close()
+            try? FileManager.default.removeItem(at: folder)
+        }
+        // (Nodes starting at once, racing to migrate: PostgresFleetStoreTests.)
+        for server in servers { try await server.start() }
+        return try await body(servers, store)
+    }
+
+    static func logs(_ servers: [ServerProcess]) -> String {
+        servers.enumerated().map { "--- node-\($0.offset) ---\n\($0.element.log().suffix(4000))" }.joined(separator: "\n")
+    }
+
+    static let finished: Set<String> = ["succeeded", "failed", "cancelled"]
+
+    /// One server is the baseline of the throughput figures in the README.
+    @Test("forty tiny jobs submitted round-robin to the servers each run exactly once, spread over the nodes", arguments: [3, 1])
+    func fortyJobsRunOnceEach(nodes: Int) async throws {
+        try await Self.withFleet(nodes) { servers, store in
+            let spec = Data(try Specs.moons(epochs: 1, samples: 200).encodedString().utf8)
+            let start = Date()
+            var ids: [String] = []
+            for index in 0..<40 {
+                ids.append(try await servers[index % nodes].json("POST", "/v1/jobs", body: spec)["id"] as! String)
+            }
+            for (index, id) in ids.enumerated() {
+                // Asked of another server than the one it was submitted to: every node sees the shared queue.
+                let job = try await servers[(index + 1) % nodes].waitForJob(id, timeout: 300) { Self.finished.contains($0["status"] as? String ?? "") }
+                #expect(job["status"] as? String == "succeeded", "\(job)\n\(Self.logs(servers))")
+                #expect(job["attempt"] as? Int == 1, "\(id) ran more than once: \(job)")
+                #expect(job["epoch"] as? Int == 1)
+            }
+            let seconds = Date().timeIntervalSince(start)
+            let ranOn = try store.jobNodes()
+            let perNode = Dictionary(grouping: ids, by: { ranOn[$0] ?? "none" }).mapValues(\.count)
+            print("[figures] fleet of \(nodes): 40 one-epoch moons jobs in \(String(format: "%.2f", seconds)) s "
+                  + "(\(String(format: "%.1f", 40 / seconds)) jobs/s); per node: \(perNode.sorted { $0.key < $1.key })")
+            #expect(Set(ranOn.filter { ids.contains($0.key) }.keys) == Set(ids))
+            #expect(perNode.keys.allSatisfy { $0.hasPrefix("node-") })
+            // The shared counts on /metrics are the same whichever node answers.
+            for server in servers {
+                let metrics = String(decoding: try await server.request("GET", "/metrics").data, as: UTF8.self)
+                #expect(prometheusValue(metrics, "descent_jobs", ["status": "succeeded"]) == 40, "\(metrics.prefix(2000))")
+            }
+        }
+    }
+
+    @Test("kill -9 of the server training a job: another server requeues it after the lease and finishes it from its checkpoint")
+    func killedNodesJobFinishesElsewhere() async throws {
+        let epochs = 30
+        // Node 0 trains it: the others answer the API only, until node 0 is dead, then node 1 starts working.
+        try await Self.withFleet(2, leaseSeconds: 3, arguments: { $0 == 0 ? [] : ["--workers", "0"] }) { servers, store in
+            // Long enough (seconds) to be killed in the middle; checkpointed every epoch.
+            let spec = Data("""
+                {"name": "long", "dataset": {"builtin": "moons", "samples": 4000, "seed": 1},
+                 "model": {"layers": [{"type": "dense", "units": 256, "activation": "relu"},
+                                      {"type": "dense", "units": 256, "activation": "relu"}, {"type": "dense", "units": 2}]},
+                 "training": {"epochs": \(epochs), "batch_size": 8, "seed": 3}}
+                """.utf8)
+            let id = try await servers[1].json("POST", "/v1/jobs", body: spec)["id"] as! String
+            let running = try await servers[1].waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 2 }
+            #expect(running["status"] as? String == "running")
+            #expect(try store.jobNodes()[id] == "node-0")
+            let killedAt = Date()
+            try await servers[0].stop(with: SIGKILL)
+            #expect((running["epoch"] as? Int ?? 0) < epochs, "the job finished before it could be killed; make it longer")
+
+            // A third server joins with workers; the lease of node 0 runs out, and one of the live
+            // nodes requeues the job and trains it from the checkpoint on the shared data folder.
+            let rescuer = ServerProcess(dataFolder: servers[0].dataFolder, logFile: servers[0].dataFolder.appendingPathExtension("rescuer.log"),
+                                        extraArguments: ["--database", servers[0].extraArguments[1], "--node-id", "node-rescuer",
+                                                         "--lease-seconds", "3"])
+            defer {
+                if let process = rescuer.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                try? FileManager.default.removeItem(at: servers[0].dataFolder.appendingPathExtension("rescuer.log"))
+            }
+            try await rescuer.start()
+            let job = try await servers[1].waitForJob(id, timeout: 300) { Self.finished.contains($0["status"] as? String ?? "") }
+            print("[figures] killed node's job finished elsewhere \(String(format: "%.1f", Date().timeIntervalSince(killedAt))) s after the kill")
+            #expect(job["status"] as? String == "succeeded", "\(job)\n\(Self.logs(servers + [rescuer]))")
+            #expect(job["attempt"] as? Int == 2)
+            #expect(job["epoch"] as? Int == epochs)
+            #expect(try store.jobNodes()[id] == "node-rescuer")
+            let rows = try await servers[1].json("GET", "/v1/jobs/\(id)/metrics")["epochs"] as? [[String: Any]] ?? []
+            #expect(rows.compactMap { $0["epoch"] as? Int } == Array(1...epochs), "every epoch once")
+            #expect(rescuer.log().contains("resumed from the checkpoint of epoch"), "\(rescuer.log().suffix(3000))")
+        }
+    }
+
+    @Test("a client of one server follows, to done, a job another server trains")
+    func eventsCrossServers() async throws {
+        try await Self.withFleet(2, arguments: { $0 == 0 ? [] : ["--workers", "0"] }) { servers, store in
+            let spec = Data(try Specs.moons(epochs: 3, samples: 400).encodedString().utf8)
+            let id = try await servers[1].json("POST", "/v1/jobs", body: spec)["id"] as! String
+            // The job's own stream ends with its done event; node 1 trains nothing. From epoch 0 on, the
+            // epochs already stored are replayed first, so every epoch is in it whenever the client came.
+            let (status, data) = try await servers[1].request("GET", "/v1/jobs/\(id)/events?last_event_id=0", timeout: 120)
+            #expect(status == 200)
+            let events = try ServerSentEvent.parse(String(decoding: data, as: UTF8.self))
+            #expect(events.last?.event == "done", "\(events.map(\.event))\n\(Self.logs(servers))")
+            #expect(events.last?.data["status"] == "succeeded")
+            #expect(events.filter { $0.event == "epoch" }.compactMap { $0.data["epoch"]?.int } == [1, 2, 3], "\(events.map(\.event))")
+            #expect(try store.jobNodes()[id] == "node-0")
+        }
+    }
+}
