@@ -8,7 +8,9 @@ import FoundationNetworking
 #endif
 
 /// A `descent serve` child process on a free port and a data folder that outlives it.
-final class ServerProcess {
+/// `@unchecked Sendable`: its state changes only in `start` and `stop`, which a test calls one at a
+/// time; requests (`json`, `request`) may go out from several tasks at once.
+final class ServerProcess: @unchecked Sendable {
     private(set) var port: Int
     let dataFolder: URL
     private(set) var process: Process?
