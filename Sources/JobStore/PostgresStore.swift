@@ -36,7 +36,14 @@ public struct PostgresStore: Sendable {
         let configuration = try Self.configuration(url: url)
         let store = PostgresStore(nodeId: nodeId, leaseSeconds: leaseSeconds,
                                   pool: PostgresConnectionPool(configuration: configuration, maxConnections: maxConnections))
-        try store.migrate()
+        do {
+            try store.migrate()
+        } catch let error as PSQLError {
+            store.close()
+            // PSQLError's description hides everything; its reflection tells the operator what went wrong.
+            throw PostgresStoreError.cannotOpen(database: "\(configuration.username)@\(configuration.host ?? "?"):\(configuration.port ?? 5432)/\(configuration.database ?? "")",
+                                                reason: String(reflecting: error))
+        }
         return store
     }
 
@@ -67,12 +74,15 @@ public struct PostgresStore: Sendable {
 public enum PostgresStoreError: Error, Equatable, CustomStringConvertible {
     case invalidURL(String)
     case noPool
+    /// Connecting or migrating failed (unreachable server, unknown database or role…).
+    case cannotOpen(database: String, reason: String)
 
     public var description: String {
         switch self {
         case .invalidURL(let text):
             "not a PostgreSQL URL: \(text) (expected postgres://user[:password]@host[:port]/database)"
         case .noPool: "the connection pool is closed"
+        case .cannotOpen(let database, let reason): "cannot open the PostgreSQL database \(database): \(reason)"
         }
     }
 }

@@ -150,6 +150,24 @@ struct FleetTests {
         }
     }
 
+    @Test("a cancel sent to one server stops the job another server trains")
+    func cancelCrossesServers() async throws {
+        try await Self.withFleet(2, arguments: { $0 == 0 ? [] : ["--workers", "0"] }) { servers, store in
+            let spec = Data("""
+                {"name": "long", "dataset": {"builtin": "moons", "samples": 4000, "seed": 1},
+                 "model": {"layers": [{"type": "dense", "units": 256, "activation": "relu"}, {"type": "dense", "units": 2}]},
+                 "training": {"epochs": 200, "batch_size": 8}}
+                """.utf8)
+            let id = try await servers[1].json("POST", "/v1/jobs", body: spec)["id"] as! String
+            _ = try await servers[1].waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 1 }
+            #expect(try await servers[1].request("POST", "/v1/jobs/\(id)/cancel").status == 202)
+            let job = try await servers[1].waitForJob(id, timeout: 60) { Self.finished.contains($0["status"] as? String ?? "") }
+            #expect(job["status"] as? String == "cancelled", "\(job)\n\(Self.logs(servers))")
+            #expect((job["epoch"] as? Int ?? 0) < 200)
+            #expect(try store.jobNodes()[id] == "node-0")
+        }
+    }
+
     @Test("a client of one server follows, to done, a job another server trains")
     func eventsCrossServers() async throws {
         try await Self.withFleet(2, arguments: { $0 == 0 ? [] : ["--workers", "0"] }) { servers, store in
