@@ -85,6 +85,7 @@ public final class PostgresCluster: @unchecked Sendable {
         guard let binaries = findBinaries() else {
             throw ClusterFailure("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin (install postgresql-15)")
         }
+        stopClustersOfDeadProcesses(binaries: binaries)
         let isRoot = getuid() == 0
         let user: String? = isRoot ? "65534" : nil  // nobody
         let folder = URL(fileURLWithPath: "/tmp").appendingPathComponent("descent-pg-\(UUID().uuidString)")
@@ -93,6 +94,8 @@ public final class PostgresCluster: @unchecked Sendable {
             // The cluster's user must own its folder, and reach it: /tmp is world-searchable.
             guard chown(folder.path, 65534, 65534) == 0 else { throw ClusterFailure("could not give \(folder.path) to nobody") }
         }
+        // Who started it: a test process that crashed (no exit handler) leaves its cluster to the next run.
+        try Data("\(getpid())".utf8).write(to: folder.appendingPathComponent("owner.pid"))
         let data = folder.appendingPathComponent("data")
         var lastError: Error?
         for _ in 0..<3 {
@@ -114,6 +117,20 @@ public final class PostgresCluster: @unchecked Sendable {
             }
         }
         throw lastError ?? ClusterFailure("the cluster did not start")
+    }
+
+    /// Stops and removes the clusters of test processes that are gone (crashed before their exit handler).
+    static func stopClustersOfDeadProcesses(binaries: URL) {
+        let tmp = URL(fileURLWithPath: "/tmp")
+        let folders = ((try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? []).filter { $0.hasPrefix("descent-pg-") }
+        for name in folders {
+            let folder = tmp.appendingPathComponent(name)
+            guard let text = try? String(contentsOf: folder.appendingPathComponent("owner.pid"), encoding: .utf8),
+                  let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)),
+                  kill(pid, 0) == -1, errno == ESRCH
+            else { continue }
+            PostgresCluster(port: 0, folder: folder, binaries: binaries, user: getuid() == 0 ? "65534" : nil).stop()
+        }
     }
 
     func stop() {

@@ -172,6 +172,19 @@ struct FleetTests {
     func eventsCrossServers() async throws {
         try await Self.withFleet(2, arguments: { $0 == 0 ? [] : ["--workers", "0"] }) { servers, store in
             let spec = Data(try Specs.moons(epochs: 3, samples: 400).encodedString().utf8)
+            // The tenant-wide stream of node 1, open before the job exists (curl: it reads the stream as it comes).
+            let tenantStream = FileManager.default.temporaryDirectory.appendingPathComponent("descent-fleet-events-\(UUID().uuidString)")
+            FileManager.default.createFile(atPath: tenantStream.path, contents: nil)
+            let curl = Process()
+            curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+            curl.arguments = ["-sN", "--max-time", "120", "http://127.0.0.1:\(servers[1].port)/v1/events"]
+            curl.standardOutput = try FileHandle(forWritingTo: tenantStream)
+            try curl.run()
+            defer {
+                if curl.isRunning { kill(curl.processIdentifier, SIGKILL) }
+                try? FileManager.default.removeItem(at: tenantStream)
+            }
+            try await Task.sleep(for: .milliseconds(500))
             let id = try await servers[1].json("POST", "/v1/jobs", body: spec)["id"] as! String
             // The job's own stream ends with its done event; node 1 trains nothing. From epoch 0 on, the
             // epochs already stored are replayed first, so every epoch is in it whenever the client came.
@@ -182,6 +195,17 @@ struct FleetTests {
             #expect(events.last?.data["status"] == "succeeded")
             #expect(events.filter { $0.event == "epoch" }.compactMap { $0.data["epoch"]?.int } == [1, 2, 3], "\(events.map(\.event))")
             #expect(try store.jobNodes()[id] == "node-0")
+
+            // The tenant's stream on node 1 saw the job to its end too.
+            var tenantEvents: [ServerSentEvent] = []
+            for _ in 0..<100 {
+                tenantEvents = try ServerSentEvent.parse((try? String(contentsOf: tenantStream, encoding: .utf8)) ?? "")
+                if tenantEvents.contains(where: { $0.event == "done" && $0.data["id"]?.string == id }) { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            let ofJob = tenantEvents.filter { $0.data["id"]?.string == id }
+            #expect(ofJob.last?.event == "done", "\(tenantEvents.map(\.event))")
+            #expect(ofJob.filter { $0.event == "epoch" }.compactMap { $0.data["epoch"]?.int } == [1, 2, 3])
         }
     }
 }
