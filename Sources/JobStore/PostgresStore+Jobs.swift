@@ -163,7 +163,13 @@ extension PostgresStore: JobRepository {
     /// At start-up, in a fleet: only the jobs this node itself left running (a restart under the same
     /// `--node-id`) and those whose lease expired; live nodes' jobs stay theirs.
     public func requeueInterruptedJobs() throws -> Int {
-        try requeueRunningJobs(where: "lease_owner = \(nodeId) OR lease_expires_at < now()")
+        Self.requeuedCount(try query("""
+            UPDATE jobs
+            SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
+                finished_at = CASE WHEN cancel_requested THEN now() END, lease_expires_at = NULL
+            WHERE status = 'running' AND (lease_owner = \(nodeId) OR lease_expires_at < now())
+            RETURNING status
+            """))
     }
 
     public func renewLeases() throws {
@@ -173,22 +179,21 @@ extension PostgresStore: JobRepository {
             """)
     }
 
+    /// Running jobs whose lease expired go back to the queue (a cancel request that can no longer
+    /// reach a trainer is honored: cancelled).
     public func requeueExpiredLeases() throws -> Int {
-        try requeueRunningJobs(where: "lease_expires_at < now()")
-    }
-
-    /// Running jobs that match go back to the queue (a cancel request that can no longer reach a
-    /// trainer is honored: cancelled). Returns how many were requeued.
-    private func requeueRunningJobs(where condition: PostgresQuery) throws -> Int {
-        var query = PostgresQuery(unsafeSQL: """
+        Self.requeuedCount(try query("""
             UPDATE jobs
             SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
-                finished_at = CASE WHEN cancel_requested THEN now() END,
-                lease_expires_at = NULL
-            WHERE status = 'running' AND (
-            """, binds: condition.binds)
-        query.sql += condition.sql + ") RETURNING status"
-        return try self.query(query).filter { try $0.value("status", as: String.self) == "queued" }.count
+                finished_at = CASE WHEN cancel_requested THEN now() END, lease_expires_at = NULL
+            WHERE status = 'running' AND lease_expires_at < now()
+            RETURNING status
+            """))
+    }
+
+    /// How many of the rows a requeueing `UPDATE … RETURNING status` changed went back to the queue.
+    private static func requeuedCount(_ rows: [PostgresRandomAccessRow]) -> Int {
+        rows.filter { (try? $0.value("status", as: String.self)) == "queued" }.count
     }
 
     public func requeueJob(id: String) throws {

@@ -41,7 +41,8 @@ public protocol JobRepository: Sendable {
     func requestCancel(id: String, tenant: String) throws -> JobRecord?
     func isCancelRequested(id: String) throws -> Bool
     /// At start-up: every running job goes back to the queue, except those with a cancel request,
-    /// which become cancelled. Returns how many were requeued.
+    /// which become cancelled. Returns how many were requeued. In a fleet (PostgreSQL) only the jobs
+    /// this node left running and those whose lease expired: the other nodes' live jobs stay theirs.
     func requeueInterruptedJobs() throws -> Int
     /// A fleet's store (PostgreSQL): pushes on the leases of the running jobs this node claimed, so
     /// no other node takes them. Called by the worker pool's heartbeat. A store of one process (SQLite) has no leases.
