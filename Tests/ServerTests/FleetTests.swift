@@ -150,6 +150,39 @@ struct FleetTests {
         }
     }
 
+    @Test("SIGTERM of the server training a job puts it back in the queue at once (no lease to wait for); another server resumes it")
+    func sigtermHandsTheJobOver() async throws {
+        let epochs = 30
+        try await Self.withFleet(2, leaseSeconds: 60, arguments: { $0 == 0 ? [] : ["--workers", "0"] }) { servers, store in
+            let spec = Data("""
+                {"name": "long", "dataset": {"builtin": "moons", "samples": 4000, "seed": 1},
+                 "model": {"layers": [{"type": "dense", "units": 256, "activation": "relu"},
+                                      {"type": "dense", "units": 256, "activation": "relu"}, {"type": "dense", "units": 2}]},
+                 "training": {"epochs": \(epochs), "batch_size": 8, "seed": 3}}
+                """.utf8)
+            let id = try await servers[1].json("POST", "/v1/jobs", body: spec)["id"] as! String
+            _ = try await servers[1].waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 2 }
+            try await servers[0].stop(with: SIGTERM)
+            // Far sooner than the 60 s lease: the node gave the job back as it stopped.
+            let requeued = try await servers[1].waitForJob(id, timeout: 10) { $0["status"] as? String == "queued" }
+            #expect((requeued["epoch"] as? Int ?? 0) < epochs)
+
+            let rescuer = ServerProcess(dataFolder: servers[0].dataFolder, logFile: servers[0].dataFolder.appendingPathExtension("rescuer.log"),
+                                        extraArguments: ["--database", servers[0].extraArguments[1], "--node-id", "node-rescuer"])
+            defer {
+                if let process = rescuer.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+                try? FileManager.default.removeItem(at: servers[0].dataFolder.appendingPathExtension("rescuer.log"))
+            }
+            try await rescuer.start()
+            let job = try await servers[1].waitForJob(id, timeout: 300) { Self.finished.contains($0["status"] as? String ?? "") }
+            #expect(job["status"] as? String == "succeeded", "\(job)\n\(Self.logs(servers + [rescuer]))")
+            #expect(job["attempt"] as? Int == 2 && job["epoch"] as? Int == epochs)
+            #expect(try store.jobNodes()[id] == "node-rescuer")
+            let rows = try await servers[1].json("GET", "/v1/jobs/\(id)/metrics")["epochs"] as? [[String: Any]] ?? []
+            #expect(rows.compactMap { $0["epoch"] as? Int } == Array(1...epochs), "every epoch once")
+        }
+    }
+
     @Test("a cancel sent to one server stops the job another server trains")
     func cancelCrossesServers() async throws {
         try await Self.withFleet(2, arguments: { $0 == 0 ? [] : ["--workers", "0"] }) { servers, store in
