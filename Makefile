@@ -2,8 +2,9 @@
 # libraries they need (Debian/Ubuntu) first, so a fresh machine needs nothing else.
 SHELL := /bin/bash
 SYSTEM_PACKAGES := libopenblas-dev libsqlite3-dev libcurl4-openssl-dev zlib1g-dev
-# Only the tests need these: the status page is checked in a real headless browser.
-TEST_PACKAGES := chromium
+# Only the tests need these: the status page is checked in a real headless browser, and the fleet
+# tests start a throwaway PostgreSQL 15 cluster (and follow an event stream with curl).
+TEST_PACKAGES := chromium postgresql-15 curl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 8080

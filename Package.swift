@@ -36,6 +36,8 @@ let package = Package(
         // ONNX export: the runtime only; the message types in Sources/ONNX/onnx.pb.swift are generated once
         // (scripts/generate-onnx-proto.sh) and committed, so building needs neither protoc nor the plugin.
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        // The job store of a fleet of servers (`--database postgres://…`); SQLite stays the default.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
@@ -62,8 +64,11 @@ let package = Package(
         ),
         .target(
             name: "JobStore",
-            dependencies: [.product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto")],
-            resources: [.copy("Migrations")]
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            resources: [.copy("Migrations"), .copy("PostgresMigrations")]
         ),
         .target(
             name: "Workers",
@@ -104,11 +109,13 @@ let package = Package(
         // Counts the test thread's heap allocations (its malloc family interposes libc's in the test process).
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "NeuralNetwork", "Tensors", "AllocationCounter"]),
-        .testTarget(name: "JobStoreTests", dependencies: ["JobStore"]),
+        // A throwaway PostgreSQL cluster for the tests of the fleet's store and of the fleet itself.
+        .target(name: "PostgresTestSupport", path: "Tests/PostgresTestSupport"),
+        .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "PostgresTestSupport"]),
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "JobStore", "NeuralNetwork", "Tensors", "Training", "ONNX", "Compression", "Datasets",
+                "Server", "JobStore", "Workers", "NeuralNetwork", "Tensors", "Training", "ONNX", "Compression", "Datasets", "PostgresTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -41,8 +41,16 @@ public protocol JobRepository: Sendable {
     func requestCancel(id: String, tenant: String) throws -> JobRecord?
     func isCancelRequested(id: String) throws -> Bool
     /// At start-up: every running job goes back to the queue, except those with a cancel request,
-    /// which become cancelled. Returns how many were requeued.
+    /// which become cancelled. Returns how many were requeued. In a fleet (PostgreSQL) only the jobs
+    /// this node left running and those whose lease expired: the other nodes' live jobs stay theirs.
     func requeueInterruptedJobs() throws -> Int
+    /// A fleet's store (PostgreSQL): pushes on the leases of the running jobs this node claimed, so
+    /// no other node takes them. Called by the worker pool's heartbeat. A store of one process (SQLite) has no leases.
+    func renewLeases() throws
+    /// A fleet's store (PostgreSQL): puts running jobs whose lease expired (their node died or lost
+    /// the database) back in the queue, cancelling those with a cancel request. Returns how many were
+    /// requeued. Always 0 for a store of one process (SQLite).
+    func requeueExpiredLeases() throws -> Int
     /// Puts a running job back in the queue (an attempt failed with attempts left).
     func requeueJob(id: String) throws
     /// Deletes a finished job of the tenant and its metrics. False if the tenant has no such job;
@@ -55,6 +63,12 @@ public protocol JobRepository: Sendable {
 }
 
 extension JobRepository {
+    /// One process owns the queue: nothing to renew.
+    public func renewLeases() throws {}
+
+    /// One process owns the queue: `requeueInterruptedJobs()` at start-up is all it needs.
+    public func requeueExpiredLeases() throws -> Int { 0 }
+
     /// An epoch without a checkpoint (fine-tuning after training).
     public func recordEpoch(_ row: MetricsRow, progress: Double, latest: String) throws {
         try recordEpoch(row, progress: progress, latest: latest, checkpointEpoch: nil)
@@ -138,4 +152,12 @@ public protocol TokenRepository: Sendable {
     /// Revokes the token from now on (revoking it again keeps the first time). Returns the token
     /// after the change; nil if unknown.
     func revokeToken(id: String) throws -> TokenRecord?
+}
+
+/// Carries job events between the servers of a fleet, so a client sees every job's events whichever
+/// server it talks to. `broadcast` returns at once; `listen` hands over every payload broadcast by
+/// any server, this one included.
+public protocol JobEventBus: Sendable {
+    func broadcast(_ payload: String)
+    func listen(_ handler: @escaping @Sendable (String) -> Void) throws
 }

@@ -6,7 +6,7 @@ import NIOCore
 import ServiceLifecycle
 import Workers
 
-/// The composition root: opens the database, creates the data folder, wires the stores, the
+/// The composition root: opens the stores (`Stores`: SQLite, or a fleet's PostgreSQL), creates the data folder, wires the stores, the
 /// worker pool, the event hub and the metrics into the routes. `descent serve` and the tests
 /// both call it.
 public func buildApplication(_ configuration: ServerConfiguration) async throws -> some ApplicationProtocol {
@@ -15,29 +15,35 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
 
     let folder = DataFolder(root: configuration.dataDirectory)
     try folder.createFolders()
-    let database: AppDatabase = switch configuration.databasePath {
-    case ":memory:": try AppDatabase.inMemory()
-    case let path?: try AppDatabase.open(path: path)
-    case nil: try AppDatabase.open(path: configuration.dataDirectory.appendingPathComponent("descent.sqlite").path)
-    }
+    let stores = try Stores.open(configuration)
     logger.info(configuration.requiresAuthentication ? "auth on: /v1 requests need Authorization: Bearer <token>" : "auth off: every request acts for the default tenant")
-    if configuration.requiresAuthentication, try database.listTokens().allSatisfy(\.isRevoked) {
+    if configuration.requiresAuthentication, try stores.tokens.listTokens().allSatisfy(\.isRevoked) {
         logger.warning("auth is on and there is no valid token: every /v1 request will be refused. Make one with descent token create --tenant NAME")
     }
     let events = JobEventHub()
-    let databasePath: String? = switch configuration.databasePath {
-    case ":memory:": nil
-    case let path?: path
-    case nil: configuration.dataDirectory.appendingPathComponent("descent.sqlite").path
+    if let bus = stores.eventBus {
+        // A fleet: this server's job events go to the others, theirs come to this one's streams.
+        try events.relay(through: bus, nodeId: configuration.resolvedNodeId)
+        logger.info("fleet node \(configuration.resolvedNodeId): PostgreSQL queue, leases of \(configuration.leaseSeconds) s")
     }
-    let metrics = ServerMetrics(jobs: database, events: events, databasePath: databasePath)
-    WebhookNotifier(jobs: database, deliveries: database, logger: logger, retryDelays: configuration.webhookRetryDelays,
+    let metrics = ServerMetrics(jobs: stores.jobs, events: events, databasePath: stores.databasePath)
+    WebhookNotifier(jobs: stores.jobs, deliveries: stores.deliveries, logger: logger, retryDelays: configuration.webhookRetryDelays,
                     timeout: configuration.webhookTimeout)
         .attach(to: events)
     let pool = WorkerPool(
         configuration: WorkerConfiguration(workerCount: configuration.workerCount, blasThreads: configuration.blasThreads,
-                                           dataDirectory: configuration.dataDirectory),
-        jobs: database, datasets: database, events: events, logger: logger)
+                                           dataDirectory: configuration.dataDirectory, heartbeatInterval: stores.heartbeatInterval),
+        jobs: stores.jobs, datasets: stores.datasets, events: events, logger: logger)
+
+    if stores.eventBus != nil, configuration.runsWorkers {
+        // A fleet: a job queued through another server wakes an idle worker here, not at its next poll.
+        let everyJob = events.subscribe(jobId: nil)
+        Task {
+            for await event in everyJob {
+                if case .status(_, .queued) = event { pool.jobWasQueued() }
+            }
+        }
+    }
 
     let router = Router(context: AppRequestContext.self)
     router.add(middleware: HTTPMetricsMiddleware(metrics: metrics))
@@ -45,20 +51,20 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     // Open: the status page (static files), /healthz, /metrics, /openapi.yaml.
     ServiceController(metrics: metrics).addRoutes(to: router)
     // Everything under /v1 acts for a tenant: the bearer token's (auth on) or the default one.
-    let v1 = router.group("v1").add(middleware: TenantMiddleware(tokens: configuration.requiresAuthentication ? database : nil))
+    let v1 = router.group("v1").add(middleware: TenantMiddleware(tokens: configuration.requiresAuthentication ? stores.tokens : nil))
     let specBody = JSONBodyLimits(maxBytes: min(configuration.maxSpecBytes, configuration.maxJSONBytes), maxDepth: configuration.maxJSONDepth,
                                   timeout: configuration.bodyTimeout, what: "the JSON body (--max-spec-bytes)")
     let otherJSONBody = JSONBodyLimits(maxBytes: configuration.maxJSONBytes, maxDepth: configuration.maxJSONDepth, timeout: configuration.bodyTimeout)
     let jobLimits = JobLimits(maxEpochSamples: configuration.maxEpochSamples, maxModelParameters: configuration.maxModelParameters)
-    DatasetController(datasets: database, folder: folder, maxUploadBytes: configuration.maxUploadBytes,
+    DatasetController(datasets: stores.datasets, folder: folder, maxUploadBytes: configuration.maxUploadBytes,
                       quota: DatasetQuota(maxDatasets: configuration.maxDatasetsPerTenant, maxBytes: configuration.maxDatasetBytesPerTenant),
                       logger: logger)
         .addRoutes(to: v1.group("datasets"))
-    JobController(jobs: database, datasets: database, deliveries: database, folder: folder, pool: pool, events: events,
+    JobController(jobs: stores.jobs, datasets: stores.datasets, deliveries: stores.deliveries, folder: folder, pool: pool, events: events,
                   specBody: specBody, predictionBody: otherJSONBody, limits: jobLimits, maxQueuedPerTenant: configuration.maxQueuedPerTenant)
         .addRoutes(to: v1.group("jobs"))
-    TenantEventController(jobs: database, events: events).addRoutes(to: v1.group("events"))
-    StudyController(studies: database, jobs: database, datasets: database, folder: folder, pool: pool, events: events,
+    TenantEventController(jobs: stores.jobs, events: events).addRoutes(to: v1.group("events"))
+    StudyController(studies: stores.studies, jobs: stores.jobs, datasets: stores.datasets, folder: folder, pool: pool, events: events,
                     specBody: specBody, limits: jobLimits, maxQueuedPerTenant: configuration.maxQueuedPerTenant)
         .addRoutes(to: v1.group("studies"))
 

@@ -11,8 +11,17 @@ public struct ServerConfiguration: Sendable {
     public var port = 8080
     /// Holds `descent.sqlite`, `datasets/` and `models/`.
     public var dataDirectory: URL
-    /// Nil: `<dataDirectory>/descent.sqlite`. `":memory:"`: an in-memory database (tests).
+    /// Nil: `<dataDirectory>/descent.sqlite`. `":memory:"`: an in-memory database (tests). A
+    /// `postgres://user@host:port/db` URL: the PostgreSQL queue a fleet of servers shares (their
+    /// data folders must then be one shared folder).
     public var databasePath: String?
+    /// A fleet's name for this server, the owner of the leases of the jobs it runs. Nil: `host:port`
+    /// with this machine's host name, the same again after a restart (which then requeues at once the
+    /// jobs this server left running).
+    public var nodeId: String?
+    /// A fleet: how long a job a server claimed stays its without a heartbeat (renewed three times
+    /// per lease); after that another server requeues it.
+    public var leaseSeconds: Double = 30
     public var workerCount = 1
     /// Waits before each retry of a failed webhook delivery (their count is the number of retries).
     public var webhookRetryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30), .seconds(120)]
@@ -48,6 +57,11 @@ public struct ServerConfiguration: Sendable {
     /// Tests of the HTTP layer alone can leave the workers off so jobs stay queued.
     public var runsWorkers = true
     public var logLevel: Logger.Level = .info
+
+    /// `nodeId`, or this machine's host name and the port.
+    public var resolvedNodeId: String {
+        nodeId ?? "\(ProcessInfo.processInfo.hostName):\(port)"
+    }
 
     public init(dataDirectory: URL) {
         self.dataDirectory = dataDirectory

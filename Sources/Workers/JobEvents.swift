@@ -56,10 +56,17 @@ public final class JobEventHub: Sendable {
     }
 
     public func publish(_ event: JobEvent) {
-        let (targets, observers) = state.withLock { state in
-            (state.subscribers.values.filter { $0.jobId == nil || $0.jobId == event.jobId }, state.observers)
-        }
+        let observers = state.withLock { $0.observers }
         for observer in observers { observer(event) }
+        deliver(event)
+    }
+
+    /// Hands an event of another server of the fleet to this server's subscribers (SSE streams).
+    /// Observers (metrics, webhooks) are left out: the server that ran the job has told its own.
+    public func deliver(_ event: JobEvent) {
+        let targets = state.withLock { state in
+            state.subscribers.values.filter { $0.jobId == nil || $0.jobId == event.jobId }
+        }
         for target in targets {
             target.continuation.yield(event)
             // A job's own stream ends with it; a stream of every job goes on.
@@ -68,3 +75,61 @@ public final class JobEventHub: Sendable {
     }
 }
 
+
+// MARK: - A fleet's events
+
+extension JobEventHub {
+    /// Joins the hub to the fleet's event bus: every event published here is broadcast, and every
+    /// event another server broadcast is delivered to this server's subscribers. `nodeId` tells
+    /// this server's own broadcasts apart (they come back through the bus too).
+    public func relay(through bus: any JobEventBus, nodeId: String) throws {
+        observe { event in
+            if let payload = FleetEvent(event, origin: nodeId).encoded { bus.broadcast(payload) }
+        }
+        try bus.listen { [weak self] payload in
+            guard let fleetEvent = FleetEvent(decoding: payload), fleetEvent.origin != nodeId, let event = fleetEvent.event else { return }
+            self?.deliver(event)
+        }
+    }
+}
+
+/// A job event as it travels between servers (JSON text of a NOTIFY payload).
+struct FleetEvent: Codable {
+    var origin: String
+    var kind: String
+    var jobId: String
+    var status: JobStatus?
+    var metrics: EpochMetrics?
+    var epochs: Int?
+    var message: String?
+
+    init(_ event: JobEvent, origin: String) {
+        self.origin = origin
+        jobId = event.jobId
+        switch event {
+        case .status(_, let status): kind = "status"; self.status = status
+        case .epoch(_, let metrics, let epochs): kind = "epoch"; self.metrics = metrics; self.epochs = epochs
+        case .log(_, let message): kind = "log"; self.message = message
+        case .done(_, let status): kind = "done"; self.status = status
+        }
+    }
+
+    init?(decoding payload: String) {
+        guard let decoded = try? JSONDecoder().decode(Self.self, from: Data(payload.utf8)) else { return nil }
+        self = decoded
+    }
+
+    var encoded: String? {
+        (try? JSONEncoder().encode(self)).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    var event: JobEvent? {
+        switch kind {
+        case "status": status.map { .status(jobId: jobId, status: $0) }
+        case "epoch": metrics.map { .epoch(jobId: jobId, metrics: $0, epochs: epochs ?? 0) }
+        case "log": message.map { .log(jobId: jobId, message: $0) }
+        case "done": status.map { .done(jobId: jobId, status: $0) }
+        default: nil
+        }
+    }
+}

@@ -17,11 +17,17 @@ public struct WorkerConfiguration: Sendable {
     /// How often an idle worker looks at the queue when nobody wakes it.
     public var pollInterval: Double
 
-    public init(workerCount: Int = 1, blasThreads: Int? = nil, dataDirectory: URL, pollInterval: Double = 1.0) {
+    /// A fleet (PostgreSQL): how often the heartbeat renews this node's leases and requeues the
+    /// jobs of nodes whose leases expired. Nil (one process, SQLite): no heartbeat.
+    public var heartbeatInterval: Double?
+
+    public init(workerCount: Int = 1, blasThreads: Int? = nil, dataDirectory: URL, pollInterval: Double = 1.0,
+                heartbeatInterval: Double? = nil) {
         self.workerCount = workerCount
         self.blasThreads = blasThreads
         self.dataDirectory = dataDirectory
         self.pollInterval = pollInterval
+        self.heartbeatInterval = heartbeatInterval
     }
 }
 
@@ -70,7 +76,34 @@ public final class WorkerPool: Sendable {
             thread.stackSize = 8 << 20
             thread.start()
         }
+        if let interval = configuration.heartbeatInterval {
+            state.withLock { $0.activeWorkers += 1 }
+            let thread = Thread { [self] in heartbeatLoop(every: interval) }
+            thread.name = "descent-heartbeat"
+            thread.start()
+        }
         logger.info("started \(count) worker(s), \(BLAS.threadCount) BLAS thread(s)")
+    }
+
+    /// A fleet's heartbeat: renews the leases of the jobs this node runs, and puts back in the queue
+    /// the jobs whose lease expired (their node died), waking a worker to claim one.
+    private func heartbeatLoop(every interval: Double) {
+        defer { state.withLock { $0.activeWorkers -= 1 } }
+        while !isStopping {
+            do {
+                try jobs.renewLeases()
+                let requeued = try jobs.requeueExpiredLeases()
+                if requeued > 0 {
+                    logger.info("requeued \(requeued) job(s) whose lease expired")
+                    for _ in 0..<requeued { wakeUp.signal() }
+                }
+            } catch {
+                logger.error("heartbeat: \(error)")
+            }
+            // Sleeps in short steps so a shutdown does not wait for a whole interval.
+            let until = Date().addingTimeInterval(interval)
+            while !isStopping, Date() < until { Thread.sleep(forTimeInterval: min(0.1, interval)) }
+        }
     }
 
     /// Wakes an idle worker: a job was queued.

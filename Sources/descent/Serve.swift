@@ -10,7 +10,13 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "Port to listen on.") var port = 8080
     @Option(name: .customLong("data-dir"), help: "Data folder: descent.sqlite, datasets/, models/.") var dataDirectory = "./data"
-    @Option(help: "Jobs trained at once.") var workers = 1
+    @Option(help: "The job store: a SQLite file (default: <data-dir>/descent.sqlite), or postgres://user@host:port/db for a fleet of servers sharing one queue (their --data-dir must then be one shared folder).")
+    var database: String?
+    @Option(name: .customLong("node-id"), help: "A fleet's name for this server, owner of the leases of the jobs it runs (default: hostname:port).")
+    var nodeId: String?
+    @Option(name: .customLong("lease-seconds"), help: "A fleet: how long a claimed job stays this server's without a heartbeat; then another server requeues it.")
+    var leaseSeconds: Double = 30
+    @Option(help: "Jobs trained at once (0: a server that answers the API and trains nothing, e.g. a fleet's front node).") var workers = 1
     @Option(name: .customLong("blas-threads"), help: "OpenBLAS threads (default: cores / workers).") var blasThreads: Int?
     @Option(name: .customLong("blas-core"), help: BLASCore.help) var blasCore = BLASCore.inherit
     @Option(name: .customLong("max-upload-bytes"), help: "Largest dataset upload.") var maxUploadBytes = 512 * 1024 * 1024
@@ -30,7 +36,7 @@ struct Serve: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
-        guard (1...64).contains(workers) else { throw ValidationError("--workers must be between 1 and 64") }
+        guard (0...64).contains(workers) else { throw ValidationError("--workers must be between 0 and 64") }
         if let blasThreads, !(1...256).contains(blasThreads) { throw ValidationError("--blas-threads must be between 1 and 256") }
         guard maxUploadBytes > 0 else { throw ValidationError("--max-upload-bytes must be positive") }
         if let auth, auth != "on", auth != "off" { throw ValidationError("--auth must be on or off, got \(auth)") }
@@ -40,6 +46,8 @@ struct Serve: AsyncParsableCommand {
                               ("--idle-timeout", idleTimeout)] where value < 1 {
             throw ValidationError("\(flag) must be positive, got \(value)")
         }
+        guard leaseSeconds >= 1 else { throw ValidationError("--lease-seconds must be at least 1, got \(leaseSeconds)") }
+        if let nodeId, nodeId.isEmpty { throw ValidationError("--node-id must not be empty") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
     }
 
@@ -48,7 +56,11 @@ struct Serve: AsyncParsableCommand {
         var configuration = ServerConfiguration(dataDirectory: URL(fileURLWithPath: dataDirectory, isDirectory: true))
         configuration.host = host
         configuration.port = port
-        configuration.workerCount = workers
+        configuration.databasePath = database
+        configuration.nodeId = nodeId
+        configuration.leaseSeconds = leaseSeconds
+        configuration.workerCount = max(1, workers)
+        configuration.runsWorkers = workers > 0
         configuration.blasThreads = blasThreads
         configuration.maxUploadBytes = maxUploadBytes
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info

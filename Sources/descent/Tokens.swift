@@ -12,11 +12,17 @@ struct TokenCommand: ParsableCommand {
 
     struct DatabaseOptions: ParsableArguments {
         @Option(name: .customLong("data-dir"), help: "The server's data folder (holds descent.sqlite).") var dataDirectory = "./data"
+        @Option(help: "The server's --database: a SQLite file or a fleet's postgres://user@host:port/db.") var database: String?
 
-        var databasePath: String { URL(fileURLWithPath: dataDirectory, isDirectory: true).appendingPathComponent("descent.sqlite").path }
+        var databasePath: String {
+            database ?? URL(fileURLWithPath: dataDirectory, isDirectory: true).appendingPathComponent("descent.sqlite").path
+        }
 
-        /// The database; `mustExist` refuses to create one (listing or revoking in a wrong folder).
-        func open(mustExist: Bool) throws -> AppDatabase {
+        /// The token store; `mustExist` refuses to create a SQLite file (listing or revoking in a wrong folder).
+        func open(mustExist: Bool) throws -> any TokenRepository {
+            if PostgresStore.isPostgresURL(databasePath) {
+                return try PostgresStore.open(url: databasePath, nodeId: "descent-token", maxConnections: 1)
+            }
             if mustExist, !FileManager.default.fileExists(atPath: databasePath) {
                 FileHandle.standardError.write(Data("error: no database at \(databasePath); give the server's --data-dir\n".utf8))
                 throw ExitCode.failure

@@ -8,7 +8,9 @@ import FoundationNetworking
 #endif
 
 /// A `descent serve` child process on a free port and a data folder that outlives it.
-final class ServerProcess {
+/// `@unchecked Sendable`: its state changes only in `start` and `stop`, which a test calls one at a
+/// time; requests (`json`, `request`) may go out from several tasks at once.
+final class ServerProcess: @unchecked Sendable {
     private(set) var port: Int
     let dataFolder: URL
     private(set) var process: Process?
@@ -20,10 +22,15 @@ final class ServerProcess {
             .appendingPathComponent("descent")
     }
 
-    init(dataFolder: URL) {
+    /// Passed to `descent serve` after the usual ones (a fleet's `--database`, `--lease-seconds`…).
+    let extraArguments: [String]
+
+    /// `logFile` nil: `<dataFolder>.log`. Servers of a fleet share their data folder and keep a log each.
+    init(dataFolder: URL, logFile: URL? = nil, extraArguments: [String] = []) {
         self.dataFolder = dataFolder
         port = 0
-        logFile = dataFolder.appendingPathExtension("log")
+        self.logFile = logFile ?? dataFolder.appendingPathExtension("log")
+        self.extraArguments = extraArguments
     }
 
     static func freePort() -> Int { ServerConfiguration.freeLoopbackPort() }
@@ -55,6 +62,7 @@ final class ServerProcess {
         let process = Process()
         process.executableURL = Self.executable
         process.arguments = ["serve", "--port", String(port), "--data-dir", dataFolder.path, "--log-level", "debug", "--blas-threads", "1"]
+            + extraArguments
         if !FileManager.default.fileExists(atPath: logFile.path) {
             _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         }
