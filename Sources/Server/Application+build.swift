@@ -27,7 +27,7 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     let events = JobEventHub()
     let databasePath: String? = switch configuration.databasePath {
     case ":memory:": nil
-    case let path?: path
+    case let path?: URL(fileURLWithPath: path).path
     case nil: configuration.dataDirectory.appendingPathComponent("descent.sqlite").path
     }
     let metrics = ServerMetrics(jobs: database, events: events, databasePath: databasePath)
@@ -36,7 +36,9 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
         .attach(to: events)
     let pool = WorkerPool(
         configuration: WorkerConfiguration(workerCount: configuration.workerCount, blasThreads: configuration.blasThreads,
-                                           dataDirectory: configuration.dataDirectory),
+                                           dataDirectory: configuration.dataDirectory,
+                                           mpi: MPIConfiguration(mpirun: configuration.mpirun, databasePath: databasePath,
+                                                                 stallTimeout: configuration.mpiStallTimeout)),
         jobs: database, datasets: database, events: events, logger: logger)
 
     let router = Router(context: AppRequestContext.self)

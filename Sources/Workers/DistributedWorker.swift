@@ -1,0 +1,84 @@
+import Foundation
+import JobStore
+import Logging
+import Tensors
+import Training
+
+/// Whether the job has moved on from this attempt (requeued, claimed again, finished by someone else),
+/// looked up in the store at most once a second.
+private final class AttemptCheck: @unchecked Sendable {
+    let jobs: any JobRepository
+    let job: JobRecord
+    private let lock = NSLock()
+    private var lastCheck = Date()
+    private var superseded = false
+
+    init(jobs: any JobRepository, job: JobRecord) {
+        self.jobs = jobs
+        self.job = job
+    }
+
+    func isSuperseded() -> Bool {
+        lock.withLock {
+            guard !superseded, Date().timeIntervalSince(lastCheck) >= 1 else { return superseded }
+            lastCheck = Date()
+            if let current = try? jobs.job(id: job.id) {
+                superseded = current.status != .running || current.attempt != job.attempt
+            }
+            return superseded
+        }
+    }
+}
+
+/// One rank of a `distributed.processes` job, as `descent worker` runs it under mpirun: loads the job and
+/// its data exactly as the server's worker does (the same `JobRunner`), trains its share of every step,
+/// and — rank 0 only — records epochs, checkpoints, the model and the outcome in the server's database.
+public enum DistributedWorker {
+    /// How a rank's part ended.
+    public enum Ending: Equatable {
+        /// Every rank reached the end together: finalize MPI and exit 0.
+        case finished
+        /// This rank cannot go on with the others (an error, a cancelled or failed job): abort, which ends every rank.
+        case abort(code: Int32, reason: String)
+    }
+
+    public static func run(jobId: String, dataDirectory: URL, databasePath: String, collective: any ProcessCollective,
+                           blasThreads: Int, logger: Logger) -> Ending {
+        BLAS.setThreadCount(blasThreads)
+        var logger = logger
+        logger[metadataKey: "rank"] = "\(collective.rank)/\(collective.size)"
+        let database: AppDatabase
+        do { database = try AppDatabase.open(path: databasePath) } catch {
+            return .abort(code: 3, reason: "cannot open the database \(databasePath): \(error)")
+        }
+        let job: JobRecord
+        do {
+            guard let record = try database.job(id: jobId) else { return .abort(code: 3, reason: "no job \(jobId)") }
+            job = record
+        } catch {
+            return .abort(code: 3, reason: "cannot read job \(jobId): \(error)")
+        }
+        guard job.status == .running else { return .abort(code: 3, reason: "job \(jobId) is \(job.status), not running") }
+        let runner = JobRunner(jobs: database, datasets: database, events: JobEventHub(), dataDirectory: dataDirectory, logger: logger)
+        if collective.rank == 0 {
+            // Cancellation reaches rank 0 through the store (the observer looks now and then) or as mpirun's SIGTERM.
+            // If the server that started this attempt died and a new one requeued the job, this attempt stops.
+            let check = AttemptCheck(jobs: database, job: job)
+            runner.run(job, stopCheck: { check.isSuperseded() ? .superseded : nil }, collective: collective)
+            let status = (try? database.job(id: jobId))?.status
+            // Only a job that succeeded had every rank train to the end; otherwise the others may be
+            // waiting in a collective call, and only an abort frees them.
+            return status == .succeeded ? .finished : .abort(code: 1, reason: "rank 0 ended the job as \(status.map { "\($0)" } ?? "unknown")")
+        }
+        do {
+            try runner.runFollower(job, collective: collective)
+            return .finished
+        } catch let error as TrainingError {
+            // The same loss on every rank: rank 0 meets the same error and records it.
+            if case .diverged = error { return .finished }
+            return .abort(code: 2, reason: "\(error)")
+        } catch {
+            return .abort(code: 2, reason: "\(error)")
+        }
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import NeuralNetwork
+import Testing
+
+/// Whether the server can start MPI jobs here: `make test` installs Open MPI, so in CI it can.
+enum MPIRun {
+    static var isInstalled: Bool {
+        (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":")
+            .contains { FileManager.default.isExecutableFile(atPath: "\($0)/mpirun") }
+    }
+
+    static let missing: Comment = "mpirun is not installed (make test installs openmpi-bin and libopenmpi-dev)"
+}
+
+/// `distributed: {"processes": N}`: the server runs the job as `mpirun -n N descent worker …` (Open MPI on
+/// loopback, as `make test` installs it). Real processes, real mpirun, a real rank killed.
+@Suite("MPI data parallelism through a live server", .serialized, .enabled(if: MPIRun.isInstalled, MPIRun.missing))
+struct MPITrainingTests {
+    /// ‖w_mpi − w_single‖₂ / ‖w_single‖₂ for every tensor, after one epoch: the same bound as for in-process
+    /// replicas (the sums of the shards' gradients differ from the whole batch's in float rounding only).
+    static let tolerance = 1e-5
+
+    /// The digits job of the in-process replica tests (SGD with momentum, batches of 32 over 1437 rows).
+    static func spec(epochs: Int = 1, distributed: String? = nil, name: String = "mpi") -> Data {
+        Data("""
+            {"name": "\(name)", "dataset": {"name": "digits"}, "validation": {"split": 0.2},
+             "model": {"layers": [{"type": "dense", "units": 32, "activation": "relu"}, {"type": "dense", "units": 10}]},
+             "optimizer": {"type": "sgd", "lr": 0.05, "momentum": 0.9},
+             "training": {"epochs": \(epochs), "batch_size": 32, "seed": 7}\(distributed.map { #", "distributed": \#($0)"# } ?? "")}
+            """.utf8)
+    }
+
+    private func withServer(_ body: (ServerProcess) async throws -> Void) async throws {
+        try await ServerProcess.withFresh("mpi") { server in
+            let csv = try Data(contentsOf: RepositoryFiles.dataset("digits.csv"))
+            _ = try await server.json("POST", "/v1/datasets?name=digits", body: csv, contentType: "text/csv")
+            try await body(server)
+        }
+    }
+
+    private func finished(_ job: [String: Any]) -> Bool { ["succeeded", "failed", "cancelled"].contains(job["status"] as? String ?? "") }
+
+    @Test("Two MPI ranks train a digits job to the single-process run's weights (≤ 1e-5 relative per tensor), with metrics and a model of the same format")
+    func twoRanksMatchTheSingleProcessRun() async throws {
+        try await withServer { server in
+            let single = try await server.json("POST", "/v1/jobs", body: Self.spec())["id"] as! String
+            let ranks = try await server.json("POST", "/v1/jobs", body: Self.spec(distributed: #"{"processes": 2}"#))["id"] as! String
+            let singleJob = try await server.waitForJob(single, until: finished)
+            let ranksJob = try await server.waitForJob(ranks, until: finished)
+            #expect(singleJob["status"] as? String == "succeeded", "\(singleJob)")
+            #expect(ranksJob["status"] as? String == "succeeded", "\(ranksJob)\n\(server.log())")
+            #expect((ranksJob["spec"] as? [String: Any])?["distributed"] as? [String: Any] != nil)
+
+            // Metrics: the same rows with the same keys, and the same training loss.
+            let singleRows = try await server.json("GET", "/v1/jobs/\(single)/metrics")["epochs"] as? [[String: Any]] ?? []
+            let ranksRows = try await server.json("GET", "/v1/jobs/\(ranks)/metrics")["epochs"] as? [[String: Any]] ?? []
+            #expect(ranksRows.count == 1 && singleRows.count == 1)
+            #expect(ranksRows.map { Set($0.keys) } == singleRows.map { Set($0.keys) })
+            if let a = ranksRows.first?["train_loss"] as? Double, let b = singleRows.first?["train_loss"] as? Double {
+                print("[figures] MPI 2 ranks vs 1 process, digits 1 epoch: train loss \(a) vs \(b)")
+                #expect(abs(a - b) <= Self.tolerance * abs(b))
+            } else {
+                Issue.record("no train_loss: \(ranksRows) \(singleRows)")
+            }
+            #expect(ranksRows.first?["train_accuracy"] as? Double == singleRows.first?["train_accuracy"] as? Double)
+
+            // The model: the same tensors and metadata, weights within the tolerance.
+            let singleFile = try SafeTensorsFile.parse(try await server.request("GET", "/v1/jobs/\(single)/model").data)
+            let ranksFile = try SafeTensorsFile.parse(try await server.request("GET", "/v1/jobs/\(ranks)/model").data)
+            #expect(ranksFile.tensors.map(\.name) == singleFile.tensors.map(\.name))
+            #expect(ranksFile.tensors.map(\.shape) == singleFile.tensors.map(\.shape))
+            #expect(Set(ranksFile.metadata.keys) == Set(singleFile.metadata.keys))
+            #expect(ranksFile.metadata["architecture"] == singleFile.metadata["architecture"])
+            var worst = 0.0
+            for (a, b) in zip(ranksFile.tensors, singleFile.tensors) {
+                var difference = 0.0, reference = 0.0
+                for (u, v) in zip(a.values, b.values) {
+                    difference += (Double(u) - Double(v)) * (Double(u) - Double(v))
+                    reference += Double(v) * Double(v)
+                }
+                let relative = (difference / max(reference, 1e-30)).squareRoot()
+                worst = max(worst, relative)
+                #expect(relative <= Self.tolerance, "\(a.name): relative difference \(relative)")
+            }
+            print("[figures] MPI 2 ranks vs 1 process, digits 1 epoch: largest relative weight difference per tensor \(worst)")
+            // Predictions come from the MPI-trained model like any other.
+            let predicted = try await server.json("POST", "/v1/jobs/\(ranks)/predict", body: Data(#"{"inputs": [[\#(Array(repeating: "0", count: 64).joined(separator: ","))]]}"#.utf8))
+            #expect((predicted["predictions"] as? [Any])?.count == 1)
+        }
+    }
+
+    @Test("kill -9 of one rank mid-training ends the attempt within seconds, the server keeps answering, and the retry completes every epoch once")
+    func aKilledRankIsRetriedFromTheCheckpoint() async throws {
+        try await withServer { server in
+            let epochs = 30
+            let id = try await server.json("POST", "/v1/jobs", body: Self.spec(epochs: epochs, distributed: #"{"processes": 2}"#))["id"] as! String
+            _ = try await server.waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 2 || self.finished($0) }
+            let ranks = Self.rankProcesses(of: id)
+            #expect(ranks.count == 2, "rank processes: \(ranks)")
+            guard let victim = ranks.last else { return }
+            let killedAt = Date()
+            kill(victim, SIGKILL)
+            // The attempt ends (mpirun aborts the job) and the job goes back to the queue: attempt 2.
+            _ = try await server.waitForJob(id, timeout: 60) { ($0["attempt"] as? Int ?? 1) >= 2 || self.finished($0) }
+            print("[figures] MPI rank killed: attempt 2 started \(String(format: "%.1f", Date().timeIntervalSince(killedAt))) s later")
+            #expect(try await server.request("GET", "/healthz").status == 200)
+            #expect(!Self.isAlive(victim))
+            let job = try await server.waitForJob(id, timeout: 300, until: finished)
+            #expect(job["status"] as? String == "succeeded", "\(job)\n\(server.log())")
+            #expect(job["attempt"] as? Int == 2)
+            let rows = try await server.json("GET", "/v1/jobs/\(id)/metrics")["epochs"] as? [[String: Any]] ?? []
+            #expect(rows.compactMap { $0["epoch"] as? Int } == Array(1...epochs), "every epoch once")
+            #expect(Self.rankProcesses(of: id).isEmpty, "no rank outlives its job")
+            let left = (try? FileManager.default.contentsOfDirectory(atPath: server.dataFolder.appendingPathComponent("checkpoints").path)) ?? []
+            #expect(left.isEmpty, "\(left)")
+        }
+    }
+
+    @Test("Cancelling an MPI job stops its processes and the job ends cancelled")
+    func cancellingStopsTheRanks() async throws {
+        try await withServer { server in
+            let id = try await server.json("POST", "/v1/jobs", body: Self.spec(epochs: 200, distributed: #"{"processes": 2}"#))["id"] as! String
+            _ = try await server.waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 1 || self.finished($0) }
+            _ = try await server.request("POST", "/v1/jobs/\(id)/cancel")
+            let job = try await server.waitForJob(id, timeout: 30, until: finished)
+            #expect(job["status"] as? String == "cancelled", "\(job)")
+            let deadline = Date().addingTimeInterval(15)
+            while !Self.rankProcesses(of: id).isEmpty, Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(Self.rankProcesses(of: id).isEmpty, "ranks left running")
+        }
+    }
+
+    /// The `descent worker --job <id>` processes (the ranks, not mpirun).
+    static func rankProcesses(of job: String) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { pid_t($0) }.sorted().filter { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            let arguments = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard arguments.count > 2, !(arguments.first ?? "").hasSuffix("mpirun") else { return false }
+            return arguments.contains("worker") && arguments.contains(job) && isAlive(pid)
+        }
+    }
+
+    /// Running (not a zombie waiting for its parent).
+    static func isAlive(_ pid: pid_t) -> Bool {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return false }
+        return !status.contains("State:\tZ")
+    }
+}
