@@ -79,7 +79,8 @@ public struct DistributedSpec: Sendable, Equatable {
             object.report("processes", "must be ≤ training.batch_size (\(batchSize)): each process takes a share of every batch, got \(processes)")
         }
         var hosts: [Host] = []
-        for (index, item) in (object.array("hosts") ?? []).enumerated() {
+        let items = object.array("hosts") ?? []
+        for (index, item) in items.enumerated() {
             let path = "hosts[\(index)]"
             guard case .string(let text) = item else {
                 object.report(path, "must be a string \"host\" or \"host:slots\", got \(item.encodedString())")
@@ -105,7 +106,8 @@ public struct DistributedSpec: Sendable, Equatable {
             hosts.append(Host(name: name, slots: slots))
         }
         let slots = hosts.reduce(0) { $0 + $1.slots }
-        if !hosts.isEmpty, slots < processes {
+        // Counted only when every entry could be read: a bad entry is reported once, at its own path.
+        if !hosts.isEmpty, hosts.count == items.count, slots < processes {
             object.report("hosts", "offer \(slots) slots for \(processes) processes: list at least as many slots as processes")
         }
         return DistributedSpec(processes: processes, hosts: hosts)

@@ -95,7 +95,8 @@ struct MPITrainingTests {
     @Test("kill -9 of one rank mid-training ends the attempt within seconds, the server keeps answering, and the retry completes every epoch once")
     func aKilledRankIsRetriedFromTheCheckpoint() async throws {
         try await withServer { server in
-            let epochs = 30
+            // Long enough to be killed in the middle on a fast machine (an epoch of this job takes tens of ms).
+            let epochs = 80
             let id = try await server.json("POST", "/v1/jobs", body: Self.spec(epochs: epochs, distributed: #"{"processes": 2}"#))["id"] as! String
             _ = try await server.waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 2 || self.finished($0) }
             let ranks = Self.rankProcesses(of: id)
@@ -113,6 +114,11 @@ struct MPITrainingTests {
             #expect(job["attempt"] as? Int == 2)
             let rows = try await server.json("GET", "/v1/jobs/\(id)/metrics")["epochs"] as? [[String: Any]] ?? []
             #expect(rows.compactMap { $0["epoch"] as? Int } == Array(1...epochs), "every epoch once")
+            // Rank 0 of the second attempt logged (into mpirun's output) that it went on from the checkpoint.
+            let retryLog = (try? String(contentsOf: server.dataFolder.appendingPathComponent("logs/\(id).attempt2.mpirun.log"), encoding: .utf8)) ?? ""
+            #expect(retryLog.contains("resumed from the checkpoint of epoch"), "attempt 2's log: \(retryLog.suffix(2000))")
+            // Rank 0 records the end before the ranks finalize and exit: they go within seconds.
+            try await Self.waitUntilNoRanks(of: id)
             #expect(Self.rankProcesses(of: id).isEmpty, "no rank outlives its job")
             let left = (try? FileManager.default.contentsOfDirectory(atPath: server.dataFolder.appendingPathComponent("checkpoints").path)) ?? []
             #expect(left.isEmpty, "\(left)")
@@ -127,10 +133,14 @@ struct MPITrainingTests {
             _ = try await server.request("POST", "/v1/jobs/\(id)/cancel")
             let job = try await server.waitForJob(id, timeout: 30, until: finished)
             #expect(job["status"] as? String == "cancelled", "\(job)")
-            let deadline = Date().addingTimeInterval(15)
-            while !Self.rankProcesses(of: id).isEmpty, Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            try await Self.waitUntilNoRanks(of: id)
             #expect(Self.rankProcesses(of: id).isEmpty, "ranks left running")
         }
+    }
+
+    static func waitUntilNoRanks(of job: String, timeout: TimeInterval = 15) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !rankProcesses(of: job).isEmpty, Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
     }
 
     /// The `descent worker --job <id>` processes (the ranks, not mpirun).

@@ -20,11 +20,19 @@ struct RankGroupTests {
         let previousThreads = BLAS.threadCount
         BLAS.setThreadCount(1)
         defer { BLAS.setThreadCount(previousThreads) }
-        // Rank r's thread touches only trainers[r]; they meet in the collective alone.
+        // Rank r's thread touches only trainers[r]; they meet in the collective alone. Threads of their own:
+        // every rank must run at once (a pool could run them one after another, and the first would wait forever).
         let box = TrainersBox(trainers: trainers)
-        DispatchQueue.concurrentPerform(iterations: size) { rank in
-            results.set(rank, Result { try box.trainers[rank].run() })
+        let done = DispatchSemaphore(value: 0)
+        for rank in 0..<size {
+            let thread = Thread {
+                results.set(rank, Result { try box.trainers[rank].run() })
+                done.signal()
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
         }
+        for _ in 0..<size { done.wait() }
         return try (0..<size).map { (trainers[$0], try results.get($0)) }
     }
 
