@@ -89,7 +89,9 @@ struct MPIJobLauncher: Sendable {
 
         let process: ProcessGroup
         do { process = try ProcessGroup.spawn(arguments, output: logFile.path) } catch {
-            runner.retryOrFail(job, code: "mpi_unavailable", message: "could not start \(configuration.mpirun): \(error)", logger: logger)
+            // Not transient: a retry would meet the same missing mpirun.
+            runner.finish(job, .failed, code: "mpi_unavailable",
+                          message: "could not start \(configuration.mpirun) (Open MPI's openmpi-bin: make serve installs it): \(error)")
             return
         }
         var relayed = (try? jobs.metrics(jobId: job.id).count) ?? 0
