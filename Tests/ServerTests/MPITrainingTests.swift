@@ -160,3 +160,23 @@ struct MPITrainingTests {
         return !status.contains("State:\tZ")
     }
 }
+
+/// What a server that cannot run MPI ranks does with an MPI job: fail it, saying why, and go on serving.
+@Suite("MPI jobs a server cannot start")
+struct MPIJobRefusalTests {
+    @Test("An MPI job on a server whose database is in memory fails at once with a message saying why")
+    func inMemoryDatabaseFailsMPIJobs() async throws {
+        try await withServer(ServerOptions(runsWorkers: true)) { api in
+            let spec = #"{"dataset": {"builtin": "moons"}, "model": {"layers": [{"type": "dense", "units": 2}]}, "training": {"epochs": 1}, "distributed": {"processes": 2}}"#
+            let submitted = try await api.post("/v1/jobs", body: spec)
+            #expect(submitted.status == .created)
+            let id = try #require(try submitted.json()["id"]?.string)
+            let job = try await api.waitForJob(id) { ["succeeded", "failed", "cancelled"].contains($0["status"]?.string ?? "") }
+            #expect(job["status"] == "failed")
+            #expect(job["attempt"]?.int == 1, "not retried: the next attempt would fail the same way")
+            #expect(job["error"]?["message"]?.string?.contains("in memory") == true, "\(job["error"]?.encodedString() ?? "")")
+            #expect(job["spec"]?["distributed"]?["processes"]?.int == 2)
+            #expect(try await api.get("/healthz").status == .ok)
+        }
+    }
+}
