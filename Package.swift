@@ -113,7 +113,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "JobStore", "NeuralNetwork", "Tensors", "Training", "ONNX", "Compression", "Datasets",
+                "Server", "JobStore", "Workers", "NeuralNetwork", "Tensors", "Training", "ONNX", "Compression", "Datasets",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

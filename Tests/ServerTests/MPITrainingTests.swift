@@ -2,8 +2,10 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import JobStore
 import NeuralNetwork
 import Testing
+import Workers
 
 /// Whether the server can start MPI jobs here: `make test` installs Open MPI, so in CI it can.
 enum MPIRun {
@@ -143,6 +145,57 @@ struct MPITrainingTests {
         while !rankProcesses(of: job).isEmpty, Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
     }
 
+    @Test("SIGTERM to the server stops the MPI processes with it and requeues the job; the next start resumes it to the end")
+    func aServerShutdownRequeuesTheMPIJob() async throws {
+        try await withServer { server in
+            let epochs = 80
+            let id = try await server.json("POST", "/v1/jobs", body: Self.spec(epochs: epochs, distributed: #"{"processes": 2}"#))["id"] as! String
+            _ = try await server.waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 2 || self.finished($0) }
+            let seconds = try await server.stop(with: SIGTERM)
+            print("[figures] server with a running MPI job stopped \(String(format: "%.1f", seconds)) s after SIGTERM")
+            try await Self.waitUntilNoRanks(of: id)
+            #expect(Self.rankProcesses(of: id).isEmpty, "ranks outlived the server")
+            try await server.start()
+            let job = try await server.waitForJob(id, timeout: 300, until: finished)
+            #expect(job["status"] as? String == "succeeded", "\(job)\n\(server.log())")
+            #expect(job["attempt"] as? Int == 2)
+            let rows = try await server.json("GET", "/v1/jobs/\(id)/metrics")["epochs"] as? [[String: Any]] ?? []
+            #expect(rows.compactMap { $0["epoch"] as? Int } == Array(1...epochs), "every epoch once")
+        }
+    }
+
+    @Test("kill -9 of the server mid-job: after a restart the job ends succeeded with every epoch once, and no rank of the orphaned attempt is left")
+    func aServerKilledMidJobLeavesNoMess() async throws {
+        try await withServer { server in
+            // mpirun runs in its own process group, so it outlives a server killed with -9: either it finishes the
+            // job before the restarted server looks, or the server requeues the job and the orphaned attempt
+            // stops at its next write (AttemptScopedJobs, tested deterministically in MPIAttemptTests).
+            let epochs = 40
+            let spec = Data("""
+                {"name": "orphan", "dataset": {"name": "digits"}, "validation": {"split": 0.2},
+                 "model": {"layers": [{"type": "dense", "units": 384, "activation": "relu"}, {"type": "dense", "units": 384, "activation": "relu"},
+                                      {"type": "dense", "units": 10}]},
+                 "optimizer": {"type": "adam", "lr": 0.0005}, "training": {"epochs": \(epochs), "batch_size": 8, "seed": 11},
+                 "distributed": {"processes": 2}}
+                """.utf8)
+            let id = try await server.json("POST", "/v1/jobs", body: spec)["id"] as! String
+            _ = try await server.waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 2 || self.finished($0) }
+            let orphans = Self.rankProcesses(of: id)
+            #expect(orphans.count == 2)
+            try await server.stop(with: SIGKILL)
+            try await server.start()
+            let job = try await server.waitForJob(id, timeout: 300, until: finished)
+            #expect(job["status"] as? String == "succeeded", "\(job)\n\(server.log())")
+            let rows = try await server.json("GET", "/v1/jobs/\(id)/metrics")["epochs"] as? [[String: Any]] ?? []
+            #expect(rows.compactMap { $0["epoch"] as? Int } == Array(1...epochs), "every epoch once")
+            let deadline = Date().addingTimeInterval(30)
+            while orphans.contains(where: Self.isAlive), Date() < deadline { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(!orphans.contains(where: Self.isAlive), "the first attempt's ranks still run")
+            try await Self.waitUntilNoRanks(of: id)
+            #expect(Self.rankProcesses(of: id).isEmpty)
+        }
+    }
+
     /// The `descent worker --job <id>` processes (the ranks, not mpirun).
     static func rankProcesses(of job: String) -> [pid_t] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
@@ -178,5 +231,42 @@ struct MPIJobRefusalTests {
             #expect(job["spec"]?["distributed"]?["processes"]?.int == 2)
             #expect(try await api.get("/healthz").status == .ok)
         }
+    }
+}
+
+/// Rank 0's view of the store (`AttemptScopedJobs`): once its attempt is no longer the job's, it cannot write.
+@Suite("An MPI attempt's writes to the store")
+struct MPIAttemptTests {
+    @Test("Once the job was requeued and claimed again, the old attempt can neither record an epoch, rewind, requeue nor finish it")
+    func aSupersededAttemptCannotWrite() throws {
+        let database = try AppDatabase.inMemory()
+        let created = try database.createJob(NewJob(name: "mpi", datasetId: "builtin:moons", spec: #"{"dataset":{"builtin":"moons"},"model":{"preset":"mlp"}}"#,
+                                                     epochs: 2)).job
+        let first = try #require(try database.claimNextJob())
+        #expect(first.id == created.id && first.attempt == 1)
+        let scoped = AttemptScopedJobs(base: database, jobId: first.id, attempt: first.attempt)
+        let row = MetricsRow(jobId: first.id, epoch: 1, trainLoss: 1, trainAccuracy: nil, valLoss: nil, valAccuracy: nil, lr: 0.1, gradNorm: 1,
+                             penalty: 0, sparsity: 0, seconds: 1, samplesPerSecond: 1)
+        try scoped.recordEpoch(row, progress: 0.5, latest: "{}")  // its own attempt: allowed
+
+        // The server died and a new one requeued the job and claimed it again.
+        #expect(try database.requeueInterruptedJobs() == 1)
+        let second = try #require(try database.claimNextJob())
+        #expect(second.attempt == 2)
+        var epoch2 = row
+        epoch2.epoch = 2
+        #expect(throws: JobStoreError.self) { try scoped.recordEpoch(epoch2, progress: 1, latest: "{}", checkpointEpoch: nil) }
+        #expect(throws: JobStoreError.self) { try scoped.rewindJob(id: first.id, toEpoch: 0) }
+        #expect(throws: JobStoreError.self) { try scoped.requeueJob(id: first.id) }
+        #expect(throws: JobStoreError.self) {
+            try scoped.finishJob(id: first.id, status: .failed, errorCode: "x", errorMessage: "x", result: nil, bestEpoch: nil, stoppedEarly: false)
+        }
+        let job = try #require(try database.job(id: first.id))
+        #expect(job.status == .running && job.attempt == 2)
+        #expect(try database.metrics(jobId: first.id).map(\.epoch) == [1])
+        // The current attempt writes as usual.
+        let current = AttemptScopedJobs(base: database, jobId: second.id, attempt: second.attempt)
+        try current.recordEpoch(epoch2, progress: 1, latest: "{}")
+        #expect(try database.metrics(jobId: first.id).map(\.epoch) == [1, 2])
     }
 }
