@@ -1,7 +1,7 @@
 # The two commands of the README: `make serve` and `make test`. Both install the system
 # libraries they need (Debian/Ubuntu) first, so a fresh machine needs nothing else.
 SHELL := /bin/bash
-SYSTEM_PACKAGES := libopenblas-dev libsqlite3-dev libcurl4-openssl-dev zlib1g-dev
+SYSTEM_PACKAGES := libopenblas-dev libsqlite3-dev libcurl4-openssl-dev zlib1g-dev openmpi-bin libopenmpi-dev pkg-config
 # Only the tests need these: the status page is checked in a real headless browser, and the fleet
 # tests start a throwaway PostgreSQL 15 cluster (and follow an event stream with curl).
 TEST_PACKAGES := chromium postgresql-15 curl

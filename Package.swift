@@ -43,6 +43,13 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         // The system zlib, for gzip-compressed dataset uploads (Datasets only).
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Open MPI (Debian's libopenmpi-dev; pkg-config names its include and library folders), for the
+        // ranks of a `distributed.processes` job. Only MPIShim includes mpi.h; only `descent` links it.
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        // The MPI calls as plain C functions (MPI_COMM_WORLD, MPI_FLOAT, MPI_SUM are macros Swift cannot import).
+        .target(name: "MPIShim", dependencies: ["CMPI"]),
+        // Training's `ProcessCollective` over MPI: the engine stays testable and buildable without MPI.
+        .target(name: "MPICollective", dependencies: ["MPIShim", "Training"]),
         .target(name: "Tensors", dependencies: ["COpenBLAS"], swiftSettings: engineSettings),
         .target(name: "Datasets", dependencies: ["Tensors", "CZlib"], swiftSettings: engineSettings),
         .target(name: "NeuralNetwork", dependencies: ["Tensors"], swiftSettings: engineSettings),
@@ -94,7 +101,7 @@ let package = Package(
         .executableTarget(
             name: "descent",
             dependencies: [
-                "Server", "JobStore", "Training", "NeuralNetwork", "Datasets", "Tensors", "Optimizers",
+                "Server", "JobStore", "Workers", "Training", "NeuralNetwork", "Datasets", "Tensors", "Optimizers", "MPICollective",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

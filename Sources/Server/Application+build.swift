@@ -26,13 +26,23 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
         try events.relay(through: bus, nodeId: configuration.resolvedNodeId)
         logger.info("fleet node \(configuration.resolvedNodeId): PostgreSQL queue, leases of \(configuration.leaseSeconds) s")
     }
+    // What `descent worker` ranks open: the SQLite file or the fleet's PostgreSQL (nil: in memory, which they cannot share).
+    let sharedDatabase: String? = switch configuration.databasePath {
+    case ":memory:": nil
+    case let url? where PostgresStore.isPostgresURL(url): url
+    case let path?: URL(fileURLWithPath: path).path
+    case nil: configuration.dataDirectory.appendingPathComponent("descent.sqlite").path
+    }
     let metrics = ServerMetrics(jobs: stores.jobs, events: events, databasePath: stores.databasePath)
     WebhookNotifier(jobs: stores.jobs, deliveries: stores.deliveries, logger: logger, retryDelays: configuration.webhookRetryDelays,
                     timeout: configuration.webhookTimeout)
         .attach(to: events)
     let pool = WorkerPool(
         configuration: WorkerConfiguration(workerCount: configuration.workerCount, blasThreads: configuration.blasThreads,
-                                           dataDirectory: configuration.dataDirectory, heartbeatInterval: stores.heartbeatInterval),
+                                           dataDirectory: configuration.dataDirectory, heartbeatInterval: stores.heartbeatInterval,
+                                           mpi: MPIConfiguration(mpirun: configuration.mpirun, databasePath: sharedDatabase,
+                                                                 nodeId: stores.eventBus == nil ? nil : configuration.resolvedNodeId,
+                                                                 stallTimeout: configuration.mpiStallTimeout)),
         jobs: stores.jobs, datasets: stores.datasets, events: events, logger: logger)
 
     if stores.eventBus != nil, configuration.runsWorkers {

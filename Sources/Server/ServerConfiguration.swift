@@ -56,6 +56,9 @@ public struct ServerConfiguration: Sendable {
     public var maxModelParameters = 50_000_000
     /// Tests of the HTTP layer alone can leave the workers off so jobs stay queued.
     public var runsWorkers = true
+    /// `distributed.processes` jobs: the mpirun to run, and seconds without an epoch before their ranks are presumed hung.
+    public var mpirun = "mpirun"
+    public var mpiStallTimeout: Double = 600
     public var logLevel: Logger.Level = .info
 
     /// `nodeId`, or this machine's host name and the port.

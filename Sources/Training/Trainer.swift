@@ -30,6 +30,24 @@ public struct EpochMetrics: Sendable, Equatable, Codable {
     public var validationMacroF1: Double? = nil
 }
 
+extension EpochMetrics {
+    /// A supervised epoch's row (a stored one, read back by a process that did not train it).
+    public init(epoch: Int, trainLoss: Double, trainAccuracy: Double?, validationLoss: Double?, validationAccuracy: Double?,
+                learningRate: Double, gradientNorm: Double, penalty: Double, sparsity: Double, seconds: Double, samplesPerSecond: Double) {
+        self.epoch = epoch
+        self.trainLoss = trainLoss
+        self.trainAccuracy = trainAccuracy
+        self.validationLoss = validationLoss
+        self.validationAccuracy = validationAccuracy
+        self.learningRate = learningRate
+        self.gradientNorm = gradientNorm
+        self.penalty = penalty
+        self.sparsity = sparsity
+        self.seconds = seconds
+        self.samplesPerSecond = samplesPerSecond
+    }
+}
+
 /// Loss and accuracy of a model on a dataset (accuracy only for classes).
 public struct Evaluation: Sendable, Equatable {
     public var loss: Double
@@ -141,10 +159,15 @@ public final class Trainer {
     public var distillation: Distillation?
     /// `distributed.replicas` > 1: the network's replicas, which share every batch (nil: one network).
     let replicas: ReplicaGroup?
+    /// `distributed.processes`: this process's part of a job trained by several (MPI ranks); nil otherwise.
+    let ranks: RankGroup?
 
     /// - `transfer`: weights to start from (the spec's `init`), with the layers to keep fixed.
     /// - `network`: train this network instead of a fresh one of `spec.model` (fine-tuning a compressed model).
-    public init(spec: JobSpec, data: PreparedData, transfer: WeightTransfer? = nil, network existing: Network? = nil) throws {
+    /// - `collective`: the processes this one trains with (`distributed.processes`); every one of them
+    ///   builds its trainer from the same spec and data, and rank 0's observer records the run.
+    public init(spec: JobSpec, data: PreparedData, transfer: WeightTransfer? = nil, network existing: Network? = nil,
+                collective: (any ProcessCollective)? = nil) throws {
         guard spec.model.inputShape != nil else { throw TrainingError.invalidSpec("model.input_shape is not resolved") }
         guard spec.task == .supervised else { throw TrainingError.invalidSpec("task: a GAN job trains with GANTrainer") }
         var spec = spec
@@ -197,6 +220,11 @@ public final class Trainer {
         }
         let replicaCount = spec.distributed?.replicas ?? 1
         replicas = replicaCount > 1 ? ReplicaGroup(network: network, replicas: replicaCount, batchSize: batch, seed: spec.training.seed) : nil
+        if let collective {
+            ranks = RankGroup(network: network, collective: collective, batchSize: batch, seed: spec.training.seed)
+        } else {
+            ranks = nil
+        }
         lastLearningRate = 0
         learningRate = Float(schedule?.learningRate ?? Double(spec.optimizer.learningRate))
         lastLearningRate = learningRate
@@ -205,9 +233,14 @@ public final class Trainer {
     /// The replicas that run the next step, or nil when one network does: always with one replica, and
     /// with quantization-aware fine-tuning (its fake-quantized weights and activation observers live
     /// on the trainer's network alone).
-    var activeReplicas: ReplicaGroup? {
-        weightQuantizer == nil && network.inputTransforms.isEmpty ? replicas : nil
+    var activeReplicas: (any DataParallelGroup)? {
+        guard weightQuantizer == nil, network.inputTransforms.isEmpty else { return nil }
+        if let ranks { return ranks }
+        return replicas
     }
+
+    /// Whether this process reports the run: always, except in ranks > 0 of a multi-process job.
+    var isRecorder: Bool { ranks?.isRecorder ?? true }
 
     /// The learning rate of the next step, whichever kind of method takes it.
     var learningRate: Float {
@@ -254,6 +287,7 @@ public final class Trainer {
         }
         var epoch = firstEpoch
         while epoch <= spec.training.epochs, !finishedEarly {
+            ranks?.broadcastParameters()
             guard let metrics = try trainEpoch(epoch, observer: observer) else { stopped = true; break }
             history.append(metrics)
             // Decided before the checkpoint, so a resumed run knows whether it had already stopped.
@@ -266,7 +300,7 @@ public final class Trainer {
             epoch += 1
         }
         monitor?.finish()
-        let test = data.test.map { evaluate(on: $0) }
+        let test = isRecorder ? data.test.map { evaluate(on: $0) } : nil
         let model = TrainedModel(network: network, standardization: data.standardization, classes: data.train.classes,
                                  task: data.train.task, loss: spec.loss)
         return TrainingOutcome(model: model, history: history, test: test, bestEpoch: monitor?.bestEpoch,
@@ -337,7 +371,9 @@ public final class Trainer {
     private func finishEpoch(_ epoch: Int, lossSum: Double, correct: Int, seen: Int, gradientNorm: Double, start: UInt64) -> EpochMetrics {
         let train = data.train
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        let validation = data.validation.map { evaluate(on: $0) }
+        var validation = isRecorder ? data.validation.map { evaluate(on: $0) } : nil
+        // Every rank's schedule and early stopping must decide alike: they all go by rank 0's validation.
+        if let ranks, data.validation != nil { validation = ranks.shareEvaluation(validation) }
         let trainAccuracy = train.task == .classification && loss.spec.usesClassTargets ? Double(correct) / Double(max(seen, 1)) : nil
         if let scheduleSpec = spec.schedule, scheduleSpec.per == .epoch {
             let metric: Double? = switch scheduleSpec.monitor {

@@ -210,6 +210,9 @@ extension Trainer {
             throw TrainingCheckpoint.LoadError.invalid("the checkpoint's augmentation does not match this spec")
         }
         try network.restoreGenerators(generators.dropout)
+        // Rank 0 writes the checkpoint: ranks > 0 restart their own dropout streams (documented: a resumed
+        // multi-process run with dropout differs from an uninterrupted one there).
+        if let ranks, !ranks.isRecorder { ranks.useReplicaDropoutStreams(seed: spec.training.seed) }
         if let replicaDropout = generators.replicaDropout { try replicas?.restoreReplicaDropoutGenerators(replicaDropout) }
         shuffleGenerator = generators.shuffle
         if let generator = generators.augmentation { augmenter?.generator = generator }

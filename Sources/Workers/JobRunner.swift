@@ -13,16 +13,27 @@ struct JobRunner: Sendable {
     let events: JobEventHub
     let folder: DataFolder
     let logger: Logger
+    /// Starts `distributed.processes` jobs under mpirun (nil in `descent worker`, whose ranks train themselves).
+    let launcher: MPIJobLauncher?
 
-    init(jobs: any JobRepository, datasets: any DatasetRepository, events: JobEventHub, dataDirectory: URL, logger: Logger) {
+    init(jobs: any JobRepository, datasets: any DatasetRepository, events: JobEventHub, dataDirectory: URL, logger: Logger,
+         launcher: MPIJobLauncher? = nil) {
         self.jobs = jobs
         self.datasets = datasets
         self.events = events
         folder = DataFolder(root: dataDirectory)
         self.logger = logger
+        self.launcher = launcher
     }
 
-    func run(_ job: JobRecord, stopCheck: @escaping @Sendable () -> StopReason?) {
+    /// Trains `job` in this process, or, for a `distributed.processes` job when `collective` is nil (the
+    /// server's worker), on MPI ranks (`MPIJobLauncher`). With `collective` this process is rank 0 of
+    /// such a job (`descent worker`): it trains its share and records the job as any worker would.
+    func run(_ job: JobRecord, stopCheck: @escaping @Sendable () -> StopReason?, collective: (any ProcessCollective)? = nil) {
+        if collective == nil, let launcher, launcher.isDistributed(job) {
+            launcher.run(job, runner: self, stopCheck: stopCheck)
+            return
+        }
         var logger = logger
         logger[metadataKey: "job"] = "\(job.id)"
         events.publish(.status(jobId: job.id, status: .running))
@@ -40,7 +51,7 @@ struct JobRunner: Sendable {
                 try runGAN(job, spec: spec, data: data, observer: observer, started: started, logger: logger)
                 return
             }
-            let (trainer, outcome) = try train(job, spec: spec, data: data, observer: observer, logger: logger)
+            let (trainer, outcome) = try train(job, spec: spec, data: data, observer: observer, collective: collective, logger: logger)
             if let failure = observer.failure { throw failure }
             if outcome.wasStopped {
                 stopped(job, observer: observer, logger: logger)
@@ -109,10 +120,12 @@ struct JobRunner: Sendable {
     }
 
     /// Trains from the job's last checkpoint when it has one (a resumed attempt), otherwise from the start.
-    private func train(_ job: JobRecord, spec: JobSpec, data: PreparedData, observer: Observer,
-                       logger: Logger) throws -> (Trainer, TrainingOutcome) {
+    private func train(_ job: JobRecord, spec: JobSpec, data: PreparedData, observer: (any TrainingObserver)?,
+                       collective: (any ProcessCollective)?, logger: Logger) throws -> (Trainer, TrainingOutcome) {
+        // Ranks > 0 of a multi-process job only compute: rank 0 alone writes to the store.
+        let records = (collective?.rank ?? 0) == 0
         func makeTrainer() throws -> Trainer {
-            let trainer = try Trainer(spec: spec, data: data, transfer: try weightTransfer(for: spec))
+            let trainer = try Trainer(spec: spec, data: data, transfer: try weightTransfer(for: spec), collective: collective)
             if let distillation = spec.distillation {
                 try trainer.distill(from: try savedModel(of: distillation.teacherJob, for: "distillation.teacher_job"))
             }
@@ -122,7 +135,7 @@ struct JobRunner: Sendable {
            let checkpoint = FileManager.default.contents(atPath: folder.checkpointFile(jobId: job.id, epoch: epoch).path) {
             let trainer = try makeTrainer()
             do {
-                try jobs.rewindJob(id: job.id, toEpoch: epoch)
+                if records { try jobs.rewindJob(id: job.id, toEpoch: epoch) }
                 let outcome = try trainer.run(observer: observer, resumingFrom: checkpoint)
                 logger.info("resumed from the checkpoint of epoch \(epoch)")
                 return (trainer, outcome)
@@ -132,14 +145,21 @@ struct JobRunner: Sendable {
                 events.publish(.log(jobId: job.id, message: "\(error); training from the start"))
             }
         }
-        try jobs.rewindJob(id: job.id, toEpoch: 0)
+        if records { try jobs.rewindJob(id: job.id, toEpoch: 0) }
         let trainer = try makeTrainer()
         return (trainer, try trainer.run(observer: observer))
     }
 
+    /// Rank r > 0 of a `distributed.processes` job (`descent worker`): loads the job and its data as rank 0
+    /// does, trains its share of every step from the same checkpoint, and records nothing.
+    func runFollower(_ job: JobRecord, collective: any ProcessCollective) throws {
+        let (spec, data) = try prepare(job)
+        _ = try train(job, spec: spec, data: data, observer: nil, collective: collective, logger: logger)
+    }
+
     /// A transient failure: back in the queue while attempts remain (the next resumes from the
     /// checkpoint), otherwise failed with the message.
-    private func retryOrFail(_ job: JobRecord, code: String, message: String, logger: Logger) {
+    func retryOrFail(_ job: JobRecord, code: String, message: String, logger: Logger) {
         guard job.attempt < job.maxAttempts else {
             finish(job, .failed, code: code, message: "\(message) (attempt \(job.attempt) of \(job.maxAttempts))")
             return
@@ -156,6 +176,10 @@ struct JobRunner: Sendable {
 
     /// A job the observer stopped: back in the queue on shutdown, otherwise cancelled.
     private func stopped(_ job: JobRecord, observer: Observer, logger: Logger) {
+        if observer.stopReason == .superseded {
+            logger.warning("attempt \(job.attempt) is no longer the job's: stopped without touching it")
+            return
+        }
         if observer.stopReason == .shutdown {
             do {
                 try jobs.requeueJob(id: job.id)
@@ -259,7 +283,7 @@ struct JobRunner: Sendable {
         }
     }
 
-    private func finish(_ job: JobRecord, _ status: JobStatus, code: String?, message: String?, result: String? = nil,
+    func finish(_ job: JobRecord, _ status: JobStatus, code: String?, message: String?, result: String? = nil,
                         bestEpoch: Int? = nil, stoppedEarly: Bool = false) {
         do {
             try jobs.finishJob(id: job.id, status: status, errorCode: code, errorMessage: message, result: result,

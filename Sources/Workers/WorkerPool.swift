@@ -16,18 +16,21 @@ public struct WorkerConfiguration: Sendable {
     public var dataDirectory: URL
     /// How often an idle worker looks at the queue when nobody wakes it.
     public var pollInterval: Double
+    /// How `distributed.processes` jobs are started.
+    public var mpi: MPIConfiguration
 
     /// A fleet (PostgreSQL): how often the heartbeat renews this node's leases and requeues the
     /// jobs of nodes whose leases expired. Nil (one process, SQLite): no heartbeat.
     public var heartbeatInterval: Double?
 
     public init(workerCount: Int = 1, blasThreads: Int? = nil, dataDirectory: URL, pollInterval: Double = 1.0,
-                heartbeatInterval: Double? = nil) {
+                heartbeatInterval: Double? = nil, mpi: MPIConfiguration = MPIConfiguration()) {
         self.workerCount = workerCount
         self.blasThreads = blasThreads
         self.dataDirectory = dataDirectory
         self.pollInterval = pollInterval
         self.heartbeatInterval = heartbeatInterval
+        self.mpi = mpi
     }
 }
 
@@ -56,7 +59,10 @@ public final class WorkerPool: Sendable {
         self.configuration = configuration
         self.jobs = jobs
         self.logger = logger
-        runner = JobRunner(jobs: jobs, datasets: datasets, events: events, dataDirectory: configuration.dataDirectory, logger: logger)
+        let launcher = MPIJobLauncher(configuration: configuration.mpi, dataDirectory: configuration.dataDirectory, jobs: jobs,
+                                      events: events, logger: logger)
+        runner = JobRunner(jobs: jobs, datasets: datasets, events: events, dataDirectory: configuration.dataDirectory, logger: logger,
+                           launcher: launcher)
     }
 
     /// Requeues jobs a previous process left running, then starts the worker threads.
@@ -161,4 +167,9 @@ public final class WorkerPool: Sendable {
     }
 }
 
-enum StopReason { case cancelled, shutdown }
+enum StopReason {
+    case cancelled, shutdown
+    /// An MPI rank 0 whose attempt is no longer the job's (its server died and another attempt started):
+    /// it stops and leaves the job to the attempt that has it.
+    case superseded
+}

@@ -25,6 +25,8 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Timed epochs after one warm-up epoch.") var epochs = 1
     @Option(help: "In-process replicas (the spec's distributed.replicas) sharing each batch; 1 trains one network.")
     var replicas = 1
+    @Option(help: "MPI processes (the spec's distributed.processes) for the --through-server job: the server runs it under mpirun.")
+    var processes: Int?
     @Flag(help: "One JSON object per workload, for scripts.") var json = false
     @Option(help: "A Python with torch installed: also run shared/bench/torch_anchor.py on each workload and print the ratio.")
     var torch: String?
@@ -74,6 +76,13 @@ struct Bench: AsyncParsableCommand {
         if let threads, threads < 1 { throw ValidationError("--threads must be positive") }
         guard (1...DistributedSpec.maxReplicas).contains(replicas) else {
             throw ValidationError("--replicas must be between 1 and \(DistributedSpec.maxReplicas)")
+        }
+        if let processes {
+            guard throughServer else { throw ValidationError("--processes needs --through-server: MPI jobs run through a server") }
+            guard replicas == 1 else { throw ValidationError("--processes and --replicas do not combine (as in a job spec)") }
+            guard (1...DistributedSpec.maxProcesses).contains(processes) else {
+                throw ValidationError("--processes must be between 1 and \(DistributedSpec.maxProcesses)")
+            }
         }
     }
 
@@ -126,7 +135,7 @@ struct Bench: AsyncParsableCommand {
             if throughServer {
                 let server = try await ServerThroughput(workload: Self.workloads.first { $0.name == name }!.workload,
                                                         executable: Self.executable, epochs: epochs, threads: threadCount,
-                                                        replicas: replicas).measure()
+                                                        replicas: replicas, processes: processes).measure()
                 fields["server_samples_per_s"] = JSONValue(server.server)
                 fields["server_library_samples_per_s"] = JSONValue(server.library)
                 fields["server_ratio"] = JSONValue(Self.rounded(server.server / server.library, 3))
@@ -179,8 +188,8 @@ struct Bench: AsyncParsableCommand {
     }
 
     /// The workload as a job spec: SGD with momentum 0.9, no validation split, no standardization (as the anchor);
-    /// with `replicas` > 1, trained on that many in-process replicas (`distributed`).
-    static func specJSON(_ workload: Workload, epochs: Int, datasetId: String, replicas: Int = 1) -> JSONValue {
+    /// with `replicas` > 1, trained on that many in-process replicas, with `processes` on that many MPI ranks (`distributed`).
+    static func specJSON(_ workload: Workload, epochs: Int, datasetId: String, replicas: Int = 1, processes: Int? = nil) -> JSONValue {
         var fields: [String: JSONValue] = [
             "name": JSONValue("bench-\(workload.label)"),
             "dataset": ["id": JSONValue(datasetId)], "validation": ["split": 0], "preprocessing": ["standardize": false],
@@ -189,6 +198,7 @@ struct Bench: AsyncParsableCommand {
             "training": ["epochs": JSONValue(epochs), "batch_size": JSONValue(workload.batchSize), "seed": 0],
         ]
         if replicas > 1 { fields["distributed"] = ["replicas": JSONValue(replicas)] }
+        if let processes { fields["distributed"] = ["processes": JSONValue(processes)] }
         return .object(fields)
     }
 

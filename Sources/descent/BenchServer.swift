@@ -14,6 +14,8 @@ struct ServerThroughput {
     let epochs: Int
     let threads: Int
     var replicas = 1
+    /// `distributed.processes`: the job runs on that many MPI ranks (the server's mpirun).
+    var processes: Int? = nil
 
     struct Result { let server: Double; let library: Double; let jobSeconds: Double }
 
@@ -33,7 +35,7 @@ struct ServerThroughput {
         let upload = try await request(client, "POST", "/v1/datasets?name=bench&format=npy&target=last&task=classification",
                                        body: Self.npyTable(dataset), contentType: "application/octet-stream")
         guard let datasetId = upload["id"]?.string else { throw ValidationError("upload failed: \(upload.encodedString())") }
-        let spec = Bench.specJSON(workload, epochs: 1 + epochs, datasetId: datasetId, replicas: replicas)
+        let spec = Bench.specJSON(workload, epochs: 1 + epochs, datasetId: datasetId, replicas: replicas, processes: processes)
         let created = try await request(client, "POST", "/v1/jobs", body: Data(spec.encodedString().utf8))
         guard let jobId = created["id"]?.string else { throw ValidationError("submit failed: \(created.encodedString())") }
         var job: JSONValue

@@ -33,6 +33,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("idle-timeout"), help: "Seconds a connection may send nothing (before or during a request) before it is closed.")
     var idleTimeout = 60
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(help: "The mpirun that starts distributed.processes jobs (Open MPI).") var mpirun = "mpirun"
+    @Option(name: .customLong("mpi-stall-timeout"), help: "Seconds an MPI job may go without finishing an epoch before its processes are stopped and the job retried.")
+    var mpiStallTimeout = 600
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
@@ -43,7 +46,7 @@ struct Serve: AsyncParsableCommand {
         for (flag, value) in [("--max-queued-per-tenant", maxQueuedPerTenant), ("--max-datasets-per-tenant", maxDatasetsPerTenant),
                               ("--max-dataset-bytes-per-tenant", maxDatasetBytesPerTenant), ("--max-epoch-samples", maxEpochSamples),
                               ("--max-model-parameters", maxModelParameters), ("--max-spec-bytes", maxSpecBytes),
-                              ("--idle-timeout", idleTimeout)] where value < 1 {
+                              ("--idle-timeout", idleTimeout), ("--mpi-stall-timeout", mpiStallTimeout)] where value < 1 {
             throw ValidationError("\(flag) must be positive, got \(value)")
         }
         guard leaseSeconds >= 1 else { throw ValidationError("--lease-seconds must be at least 1, got \(leaseSeconds)") }
@@ -72,6 +75,8 @@ struct Serve: AsyncParsableCommand {
         configuration.maxModelParameters = maxModelParameters
         configuration.maxSpecBytes = maxSpecBytes
         configuration.idleTimeout = .seconds(idleTimeout)
+        configuration.mpirun = mpirun
+        configuration.mpiStallTimeout = Double(mpiStallTimeout)
         var logger = Logger(label: "descent")
         logger.logLevel = configuration.logLevel
         logger.info("OpenBLAS kernels: \(BLASCore.description)")

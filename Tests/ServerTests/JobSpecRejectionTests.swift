@@ -108,18 +108,18 @@ struct JobSpecRejectionTests {
     func notSupportedYet() async throws {
         try await withServer { api in
             let spec = """
-                {"dataset": {"builtin": "moons"},
-                 "model": {"layers": [{"type": "dense", "units": 2}]},
-                 "distributed": {"processes": 2}}
+                {"task": "gan", "dataset": {"builtin": "moons"},
+                 "model": {"generator": {"layers": [{"type": "dense", "units": 2}]}, "discriminator": {"layers": [{"type": "dense", "units": 1}]}},
+                 "early_stopping": {"monitor": "val_loss"}, "distributed": {"processes": 2}}
                 """
             let error = try expectError(try await api.post("/v1/jobs", body: spec), .unprocessableContent, code: "invalid")
-            let expected: Set = ["distributed.processes"]
+            let expected: Set = ["early_stopping", "distributed"]
             #expect(Set(error.paths) == expected, "\(error.allText)")
             for detail in error.details {
                 #expect(detail.message.contains("not supported yet"), "\(detail.path): \(detail.message)")
             }
             let later = #"{"dataset": {"builtin": "moons"}, "model": {"preset": "mlp"}, "distributed": {"replicas": 2, "hosts": ["a", "b"]}}"#
-            let laterError = try expectError(try await api.post("/v1/jobs", body: later), .unprocessableContent, naming: ["not available yet"])
+            let laterError = try expectError(try await api.post("/v1/jobs", body: later), .unprocessableContent, naming: ["applies to processes"])
             #expect(Set(laterError.paths) == ["distributed.hosts"])
             try await api.expectNoJob()
         }

@@ -187,9 +187,33 @@ struct DataParallelTrainingTests {
         #expect(none.distributed == nil && none.jsonValue["distributed"] == .null)
     }
 
+    @Test func theSpecEchoesItsProcessesAndHostsAndParsesBackToThem() throws {
+        let text = Self.digitsSpec(optimizer: #"{"type": "sgd", "lr": 0.1}"#, batchSize: 32, replicas: nil,
+                                   extra: #", "distributed": {"processes": 3, "hosts": ["node1:2", "10.0.0.7"]}"#)
+        let spec = try JobSpec.parse(json(text))
+        let expected = DistributedSpec(processes: 3, hosts: [.init(name: "node1", slots: 2), .init(name: "10.0.0.7", slots: 1)])
+        #expect(spec.distributed == expected)
+        #expect(spec.distributed?.replicas == 1)
+        #expect(spec.jsonValue["distributed"] == ["processes": 3, "hosts": ["node1:2", "10.0.0.7:1"], "mode": "sync"])
+        #expect(try JobSpec.parse(spec.jsonValue).distributed == expected)
+        let local = try JobSpec.parse(json(Self.digitsSpec(optimizer: #"{"type": "sgd", "lr": 0.1}"#, batchSize: 32, replicas: nil,
+                                                           extra: #", "distributed": {"processes": 2}"#)))
+        #expect(local.distributed == DistributedSpec(processes: 2) && local.jsonValue["distributed"]?["hosts"] == [])
+    }
+
     static let rejected: [(distributed: String, path: String, message: String)] = [
-        (#"{"processes": 4}"#, "distributed.processes", "not available yet"),
-        (#"{"replicas": 2, "hosts": ["a", "b"]}"#, "distributed.hosts", "not available yet"),
+        (#"{"processes": 0}"#, "distributed.processes", "between 1 and 256"),
+        (#"{"processes": 40}"#, "distributed.processes", "must be ≤ training.batch_size (32)"),
+        (#"{"processes": 2, "replicas": 2}"#, "distributed.replicas", "cannot be combined with processes"),
+        (#"{"replicas": 2, "hosts": ["a", "b"]}"#, "distributed.hosts", "applies to processes"),
+        (#"{"hosts": ["a:2"]}"#, "distributed.processes", "is required with hosts"),
+        (#"{"processes": 4, "hosts": ["a:1", "b:2"]}"#, "distributed.hosts", "offer 3 slots for 4 processes"),
+        (#"{"processes": 2, "hosts": [""]}"#, "distributed.hosts[0]", "with a host name or address"),
+        (#"{"processes": 2, "hosts": ["a", "-x:2"]}"#, "distributed.hosts[1]", "with a host name or address"),
+        (#"{"processes": 2, "hosts": ["a,b:2"]}"#, "distributed.hosts[0]", "with a host name or address"),
+        (#"{"processes": 2, "hosts": ["a:0"]}"#, "distributed.hosts[0]", "slots must be an integer ≥ 1"),
+        (#"{"processes": 2, "hosts": [3]}"#, "distributed.hosts[0]", "must be a string"),
+        (#"{"processes": 2, "hosts": "a:2"}"#, "distributed.hosts", "must be an array"),
         (#"{"replicas": 0}"#, "distributed.replicas", "between 1 and 64"),
         (#"{"replicas": 65}"#, "distributed.replicas", "between 1 and 64"),
         (#"{"replicas": 2.5}"#, "distributed.replicas", "must be an integer"),

@@ -230,7 +230,7 @@ struct JobSpecTests {
         (minimalSpec(#", "augmentation": [{"type": "random_blur"}]"#), "augmentation[0].type", "random_shift"),
         (minimalSpec(#", "distillation": {"teacher_job": "job_1", "alpha": 2}"#), "distillation.alpha", "must be in [0, 1]"),
         (minimalSpec(#", "init": {"from_job": 7}"#), "init.from_job", "must be a string"),
-        (minimalSpec(#", "distributed": {"processes": 4}"#), "distributed.processes", "not supported yet"),
+        (minimalSpec(#", "distributed": {"processes": 0}"#), "distributed.processes", "must be between 1 and 256"),
         (minimalSpec(#", "notify": {"url": "ftp://x/hook"}"#), "notify.url", "must be an absolute http or https URL"),
         (minimalSpec(#", "notify": {"events": ["succeeded"]}"#), "notify.url", "is required"),
         (minimalSpec(#", "notify": {"url": "http://x/hook", "events": ["started"]}"#), "notify.events", "must list states among"),
