@@ -97,10 +97,11 @@ struct MPITrainingTests {
     @Test("kill -9 of one rank mid-training ends the attempt within seconds, the server keeps answering, and the retry completes every epoch once")
     func aKilledRankIsRetriedFromTheCheckpoint() async throws {
         try await withServer { server in
-            // Long enough to be killed in the middle on a fast machine (an epoch of this job takes tens of ms).
-            let epochs = 80
+            // Long enough to be killed in the middle on a fast machine (an epoch of this job takes 5–30 ms).
+            let epochs = 1000
             let id = try await server.json("POST", "/v1/jobs", body: Self.spec(epochs: epochs, distributed: #"{"processes": 2}"#))["id"] as! String
-            _ = try await server.waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 2 || self.finished($0) }
+            let running = try await server.waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 2 || self.finished($0) }
+            try #require(running["status"] as? String == "running", "the job ended before it could be interrupted: \(running)")
             let ranks = Self.rankProcesses(of: id)
             #expect(ranks.count == 2, "rank processes: \(ranks)")
             guard let victim = ranks.last else { return }
@@ -130,7 +131,7 @@ struct MPITrainingTests {
     @Test("Cancelling an MPI job stops its processes and the job ends cancelled")
     func cancellingStopsTheRanks() async throws {
         try await withServer { server in
-            let id = try await server.json("POST", "/v1/jobs", body: Self.spec(epochs: 200, distributed: #"{"processes": 2}"#))["id"] as! String
+            let id = try await server.json("POST", "/v1/jobs", body: Self.spec(epochs: 2000, distributed: #"{"processes": 2}"#))["id"] as! String
             _ = try await server.waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 1 || self.finished($0) }
             _ = try await server.request("POST", "/v1/jobs/\(id)/cancel")
             let job = try await server.waitForJob(id, timeout: 30, until: finished)
@@ -148,9 +149,10 @@ struct MPITrainingTests {
     @Test("SIGTERM to the server stops the MPI processes with it and requeues the job; the next start resumes it to the end")
     func aServerShutdownRequeuesTheMPIJob() async throws {
         try await withServer { server in
-            let epochs = 80
+            let epochs = 1000  // seconds of training: the SIGTERM must find it running
             let id = try await server.json("POST", "/v1/jobs", body: Self.spec(epochs: epochs, distributed: #"{"processes": 2}"#))["id"] as! String
-            _ = try await server.waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 2 || self.finished($0) }
+            let running = try await server.waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 2 || self.finished($0) }
+            try #require(running["status"] as? String == "running", "the job ended before it could be interrupted: \(running)")
             let seconds = try await server.stop(with: SIGTERM)
             print("[figures] server with a running MPI job stopped \(String(format: "%.1f", seconds)) s after SIGTERM")
             try await Self.waitUntilNoRanks(of: id)
@@ -158,7 +160,7 @@ struct MPITrainingTests {
             try await server.start()
             let job = try await server.waitForJob(id, timeout: 300, until: finished)
             #expect(job["status"] as? String == "succeeded", "\(job)\n\(server.log())")
-            #expect(job["attempt"] as? Int == 2)
+            #expect(job["attempt"] as? Int == 2, "\(job)\n\(server.log())")
             let rows = try await server.json("GET", "/v1/jobs/\(id)/metrics")["epochs"] as? [[String: Any]] ?? []
             #expect(rows.compactMap { $0["epoch"] as? Int } == Array(1...epochs), "every epoch once")
         }
@@ -179,7 +181,8 @@ struct MPITrainingTests {
                  "distributed": {"processes": 2}}
                 """.utf8)
             let id = try await server.json("POST", "/v1/jobs", body: spec)["id"] as! String
-            _ = try await server.waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 2 || self.finished($0) }
+            let running = try await server.waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 2 || self.finished($0) }
+            try #require(running["status"] as? String == "running", "the job ended before it could be interrupted: \(running)")
             let orphans = Self.rankProcesses(of: id)
             #expect(orphans.count == 2)
             try await server.stop(with: SIGKILL)
