@@ -201,6 +201,31 @@ struct FleetTests {
         }
     }
 
+    @Test("an MPI job submitted to one server trains on another's ranks, which open the fleet's PostgreSQL as the node holding the lease")
+    func anMPIJobTrainsInAFleet() async throws {
+        let epochs = 5
+        try await Self.withFleet(2, arguments: { $0 == 0 ? [] : ["--workers", "0"] }) { servers, store in
+            let spec = Data("""
+                {"name": "fleet-mpi", "dataset": {"builtin": "moons", "samples": 400, "seed": 1},
+                 "model": {"layers": [{"type": "dense", "units": 16, "activation": "relu"}, {"type": "dense", "units": 2}]},
+                 "training": {"epochs": \(epochs), "batch_size": 32, "seed": 3}, "distributed": {"processes": 2}}
+                """.utf8)
+            let id = try await servers[1].json("POST", "/v1/jobs", body: spec)["id"] as! String
+            let job = try await servers[1].waitForJob(id, timeout: 180) { Self.finished.contains($0["status"] as? String ?? "") }
+            #expect(job["status"] as? String == "succeeded", "\(job)\n\(Self.logs(servers))")
+            #expect(job["attempt"] as? Int == 1)
+            let rows = try await servers[1].json("GET", "/v1/jobs/\(id)/metrics")["epochs"] as? [[String: Any]] ?? []
+            #expect(rows.compactMap { $0["epoch"] as? Int } == Array(1...epochs), "rank 0's epochs, recorded through PostgreSQL")
+            #expect(try store.jobNodes()[id] == "node-0")
+            #expect(try await servers[1].request("GET", "/v1/jobs/\(id)/model").status == 200)
+            // The database URL reaches the ranks in their environment, never on a command line or in a log.
+            let mpirunLog = (try? String(contentsOf: servers[0].dataFolder.appendingPathComponent("logs/\(id).attempt1.mpirun.log"),
+                                         encoding: .utf8)) ?? ""
+            #expect(!servers[0].log().contains("postgres://") && !mpirunLog.contains("postgres://"))
+            #expect(servers[0].log().contains("-x DESCENT_DATABASE"), "\(servers[0].log().suffix(2000))")
+        }
+    }
+
     @Test("a client of one server follows, to done, a job another server trains")
     func eventsCrossServers() async throws {
         try await Self.withFleet(2, arguments: { $0 == 0 ? [] : ["--workers", "0"] }) { servers, store in
