@@ -174,7 +174,7 @@ extension Network {
             throw TrainingCheckpoint.LoadError.invalid("the checkpoint has \(generators.count) dropout generators; this model has \(layers.count)")
         }
         for (layer, generator) in zip(layers, generators) {
-            var layer = layer
+            let layer = layer
             layer.generator = generator
         }
     }
