@@ -2,9 +2,10 @@
 # libraries they need (Debian/Ubuntu) first, so a fresh machine needs nothing else.
 SHELL := /bin/bash
 SYSTEM_PACKAGES := libopenblas-dev libsqlite3-dev libcurl4-openssl-dev zlib1g-dev openmpi-bin libopenmpi-dev pkg-config
-# Only the tests need these: the status page is checked in a real headless browser, and the fleet
-# tests start a throwaway PostgreSQL 15 cluster (and follow an event stream with curl).
-TEST_PACKAGES := chromium postgresql-15 curl
+# Only the tests need these: the status page is checked in a real headless browser, the fleet
+# tests start a throwaway PostgreSQL 15 cluster (and follow an event stream with curl), and the
+# two-host MPI test reaches its second host (a network namespace) through sshd.
+TEST_PACKAGES := chromium postgresql-15 curl openssh-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 8080
