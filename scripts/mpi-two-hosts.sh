@@ -76,19 +76,27 @@ wait_for() {
 }
 remote_ranks() {
     for pid in $(ip netns pids h2); do
-        case "$(tr '\0' ' ' < /proc/$pid/cmdline)" in *"descent worker"*) echo "$pid";; esac
+        case "$(cat /proc/$pid/cmdline 2>/dev/null | tr '\0' ' ')" in *"descent worker"*) echo "$pid";; esac
+    done
+}
+# Waits (up to 60 s) until a rank of a job runs inside h2, and prints its pid.
+await_remote_rank() {
+    for _ in $(seq 600); do
+        victim=$(remote_ranks | head -1)
+        [ -n "$victim" ] && { echo "$victim"; return; }
+        sleep 0.1
     done
 }
 
-job=$(submit two-hosts 40)
-sleep 3
-echo "ranks inside h2 while $job trains: $(remote_ranks | wc -l)"
+# Epochs enough for a few seconds of training on an idle machine, so the ranks are seen at work.
+job=$(submit two-hosts 200)
+echo "ranks inside h2 while $job trains: $([ -n "$(await_remote_rank)" ] && remote_ranks | wc -l)"
 echo "$job: $(wait_for "$job") (status, epochs, attempt)"
 
-job=$(submit two-hosts-killed 80)
-sleep 3
-victim=$(remote_ranks | head -1)
-echo "kill -9 of the rank on h2 (pid $victim) while $job trains"
+job=$(submit two-hosts-killed 400)
+victim=$(await_remote_rank)
+sleep 1
+echo "kill -9 of the rank on h2 (pid $victim) while $job trains: $(curl -sf localhost:$port/v1/jobs/$job | python3 -c 'import json, sys; j = json.load(sys.stdin); print(j["status"], "at epoch", j["epoch"])')"
 kill -9 "$victim"
 echo "$job: $(wait_for "$job") (status, epochs, attempt)"
 curl -sf localhost:$port/v1/jobs/$job/metrics |

@@ -219,34 +219,8 @@ extension AppDatabase: JobRepository {
     }
 }
 
-/// Where the next page starts: just after this (created_at, id), the list's sort key.
-/// `created_at` is kept as stored so the comparison is exact. Base64url: it goes in a query string.
-private struct ListCursor {
-    var createdAt: String
-    var id: String
-
+extension ListCursor {
     init(after row: Row) {
-        createdAt = row["created_at"]
-        id = row["id"]
-    }
-
-    init(decoding text: String) throws {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64),
-              let parts = String(data: data, encoding: .utf8)?.split(separator: "|", omittingEmptySubsequences: false),
-              parts.count == 2
-        else {
-            throw JobStoreError.invalidCursor(text)
-        }
-        createdAt = String(parts[0])
-        id = String(parts[1])
-    }
-
-    var encoded: String {
-        Data("\(createdAt)|\(id)".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        self.init(createdAt: row["created_at"], id: row["id"])
     }
 }

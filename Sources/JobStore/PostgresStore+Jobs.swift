@@ -50,7 +50,7 @@ extension PostgresStore: JobRepository {
 
     public func listJobs(tenant: String, status: JobStatus?, limit: Int, cursor: String?) throws -> (jobs: [JobRecord], nextCursor: String?) {
         let limit = max(limit, 1)
-        let after = try cursor.map(PostgresListCursor.init(decoding:))
+        let after = try cursor.map(ListCursor.init(decodingTimestamp:))
         // One row more than asked tells whether there is a next page.
         let rows = try query("""
             SELECT *, created_at::text AS cursor_created_at FROM jobs
@@ -62,7 +62,7 @@ extension PostgresStore: JobRepository {
         let page = rows.prefix(limit)
         let jobs = try page.map(JobRecord.init)
         let nextCursor = try rows.count > limit ? page.last.map { row in
-            PostgresListCursor(createdAt: try row.value("cursor_created_at"), id: try row.value("id")).encoded
+            ListCursor(createdAt: try row.value("cursor_created_at"), id: try row.value("id")).encoded
         } : nil
         return (jobs, nextCursor)
     }
@@ -243,38 +243,15 @@ extension PostgresStore: JobRepository {
     }
 }
 
-/// The list cursor of the PostgreSQL store: `created_at` in PostgreSQL's own text form (exact to
-/// the microsecond when cast back), and the id. Base64url, like `AppDatabase`'s.
-struct PostgresListCursor {
-    var createdAt: String
-    var id: String
-
-    init(createdAt: String, id: String) {
-        self.createdAt = createdAt
-        self.id = id
-    }
-
-    init(decoding text: String) throws {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64),
-              let parts = String(data: data, encoding: .utf8)?.split(separator: "|", omittingEmptySubsequences: false),
-              parts.count == 2,
-              // Only what a timestamptz's text has: a forged cursor is refused here, not by a failing cast.
-              !parts[0].isEmpty, parts[0].allSatisfy({ "0123456789-:. +".contains($0) }),
-              parts[0].first?.isNumber == true
-        else {
+extension ListCursor {
+    /// A cursor of the PostgreSQL store: `created_at` in PostgreSQL's own text form (exact to the
+    /// microsecond when cast back). Only what a timestamptz's text has is accepted, so a forged cursor
+    /// is refused here, not by a failing cast.
+    init(decodingTimestamp text: String) throws {
+        try self.init(decoding: text)
+        guard !createdAt.isEmpty, createdAt.allSatisfy({ "0123456789-:. +".contains($0) }), createdAt.first?.isNumber == true else {
             throw JobStoreError.invalidCursor(text)
         }
-        createdAt = String(parts[0])
-        id = String(parts[1])
-    }
-
-    var encoded: String {
-        Data("\(createdAt)|\(id)".utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
     }
 }
 
