@@ -117,7 +117,7 @@ let package = Package(
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "NeuralNetwork", "Tensors", "AllocationCounter"]),
         // A throwaway PostgreSQL cluster for the tests of the fleet's store and of the fleet itself.
-        .target(name: "PostgresTestSupport", path: "Tests/PostgresTestSupport"),
+        .target(name: "PostgresTestSupport", dependencies: ["Server"], path: "Tests/PostgresTestSupport"),
         .testTarget(name: "JobStoreTests", dependencies: ["JobStore", "PostgresTestSupport"]),
         .testTarget(
             name: "ServerTests",

@@ -59,11 +59,7 @@ extension AppDatabase: DatasetRepository {
         try writer.write { db in
             guard var record = try DatasetRecord.fetchOne(db, key: datasetId) else { return nil }
             // Checked in the updating transaction: of two label uploads racing, one wins.
-            guard record.isUnlabeled else {
-                throw JobStoreError.wrongState(record.labelsFileName == nil
-                    ? "dataset \(datasetId) is not waiting for labels: its targets came with its data"
-                    : "dataset \(datasetId) already has labels")
-            }
+            try record.ensureWaitingForLabels()
             if let quota {
                 try Self.checkBytes(tenant: record.tenant, stored: try Self.datasetUsage(db, tenant: record.tenant).bytes,
                                     adding: labelsBytes, quota: quota)

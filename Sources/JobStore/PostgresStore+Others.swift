@@ -68,11 +68,7 @@ extension PostgresStore: DatasetRepository {
             try transaction.lock("tenant:\(try tenantRow.value("tenant", as: String.self))")
             guard let row = try transaction.query("SELECT * FROM datasets WHERE id = \(datasetId) FOR UPDATE").first else { return nil }
             let record = try DatasetRecord(row)
-            guard record.isUnlabeled else {
-                throw JobStoreError.wrongState(record.labelsFileName == nil
-                    ? "dataset \(datasetId) is not waiting for labels: its targets came with its data"
-                    : "dataset \(datasetId) already has labels")
-            }
+            try record.ensureWaitingForLabels()
             if let quota {
                 try AppDatabase.checkBytes(tenant: record.tenant, stored: try Self.datasetUsage(transaction, tenant: record.tenant).bytes,
                                            adding: labelsBytes, quota: quota)

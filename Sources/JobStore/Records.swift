@@ -208,6 +208,15 @@ public struct DatasetRecord: Codable, Sendable, Equatable {
 
     /// Whether the data still waits for its labels (no job can train on it yet).
     public var isUnlabeled: Bool { task == Self.unlabeledTask }
+
+    /// Throws unless the dataset waits for its labels file (both stores' `attachLabels`, in their transaction).
+    func ensureWaitingForLabels() throws {
+        guard isUnlabeled else {
+            throw JobStoreError.wrongState(labelsFileName == nil
+                ? "dataset \(id) is not waiting for labels: its targets came with its data"
+                : "dataset \(id) already has labels")
+        }
+    }
     public static let unlabeledTask = "unlabeled"
 
     public init(

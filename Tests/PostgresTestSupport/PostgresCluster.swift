@@ -1,4 +1,5 @@
 import Foundation
+import Server
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -99,7 +100,7 @@ public final class PostgresCluster: @unchecked Sendable {
         let data = folder.appendingPathComponent("data")
         var lastError: Error?
         for _ in 0..<3 {
-            let cluster = PostgresCluster(port: freeLoopbackPort(), folder: folder, binaries: binaries, user: user)
+            let cluster = PostgresCluster(port: ServerConfiguration.freeLoopbackPort(), folder: folder, binaries: binaries, user: user)
             do {
                 if !FileManager.default.fileExists(atPath: data.path) {
                     try cluster.run("initdb", ["-D", data.path, "-U", role, "--auth=trust", "-E", "UTF8", "--no-sync"])
@@ -146,21 +147,6 @@ public final class PostgresCluster: @unchecked Sendable {
             if FileManager.default.isExecutableFile(atPath: bin.appendingPathComponent("initdb").path) { return bin }
         }
         return nil
-    }
-
-    /// A loopback port that was free a moment ago.
-    static func freeLoopbackPort() -> Int {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
-        }
-        return bound ? Int(UInt16(bigEndian: address.sin_port)) : Int.random(in: 30_000...40_000)
     }
 }
 

@@ -45,6 +45,28 @@ struct FleetTests {
 
     static let finished: Set<String> = ["succeeded", "failed", "cancelled"]
 
+    /// A job long enough (seconds) to be interrupted in the middle; checkpointed every epoch.
+    static func longJob(epochs: Int) -> Data {
+        Data("""
+            {"name": "long", "dataset": {"builtin": "moons", "samples": 4000, "seed": 1},
+             "model": {"layers": [{"type": "dense", "units": 256, "activation": "relu"},
+                                  {"type": "dense", "units": 256, "activation": "relu"}, {"type": "dense", "units": 2}]},
+             "training": {"epochs": \(epochs), "batch_size": 8, "seed": 3}}
+            """.utf8)
+    }
+
+    /// A server with workers (`node-rescuer`) on `node`'s database and data folder, not yet started.
+    static func rescuer(joining node: ServerProcess, extraArguments: [String] = []) -> ServerProcess {
+        ServerProcess(dataFolder: node.dataFolder, logFile: node.dataFolder.appendingPathExtension("rescuer.log"),
+                      extraArguments: ["--database", node.extraArguments[1], "--node-id", "node-rescuer"] + extraArguments)
+    }
+
+    /// Kills a rescuer that still runs and removes its log.
+    static func stop(_ rescuer: ServerProcess) {
+        if let process = rescuer.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(at: rescuer.dataFolder.appendingPathExtension("rescuer.log"))
+    }
+
     /// The queue work of the throughput figures: `tiny` measures what each job costs the queue (claim,
     /// data, model file, finish), `small` adds a little training to each.
     enum Work: String, CaseIterable, CustomTestStringConvertible, Sendable {
@@ -113,13 +135,7 @@ struct FleetTests {
         let epochs = 30
         // Node 0 trains it: the others answer the API only, until node 0 is dead, then node 1 starts working.
         try await Self.withFleet(2, leaseSeconds: 3, arguments: { $0 == 0 ? [] : ["--workers", "0"] }) { servers, store in
-            // Long enough (seconds) to be killed in the middle; checkpointed every epoch.
-            let spec = Data("""
-                {"name": "long", "dataset": {"builtin": "moons", "samples": 4000, "seed": 1},
-                 "model": {"layers": [{"type": "dense", "units": 256, "activation": "relu"},
-                                      {"type": "dense", "units": 256, "activation": "relu"}, {"type": "dense", "units": 2}]},
-                 "training": {"epochs": \(epochs), "batch_size": 8, "seed": 3}}
-                """.utf8)
+            let spec = Self.longJob(epochs: epochs)
             let id = try await servers[1].json("POST", "/v1/jobs", body: spec)["id"] as! String
             let running = try await servers[1].waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 2 }
             #expect(running["status"] as? String == "running")
@@ -130,13 +146,8 @@ struct FleetTests {
 
             // A third server joins with workers; the lease of node 0 runs out, and one of the live
             // nodes requeues the job and trains it from the checkpoint on the shared data folder.
-            let rescuer = ServerProcess(dataFolder: servers[0].dataFolder, logFile: servers[0].dataFolder.appendingPathExtension("rescuer.log"),
-                                        extraArguments: ["--database", servers[0].extraArguments[1], "--node-id", "node-rescuer",
-                                                         "--lease-seconds", "3"])
-            defer {
-                if let process = rescuer.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                try? FileManager.default.removeItem(at: servers[0].dataFolder.appendingPathExtension("rescuer.log"))
-            }
+            let rescuer = Self.rescuer(joining: servers[0], extraArguments: ["--lease-seconds", "3"])
+            defer { Self.stop(rescuer) }
             try await rescuer.start()
             let job = try await servers[1].waitForJob(id, timeout: 300) { Self.finished.contains($0["status"] as? String ?? "") }
             print("[figures] killed node's job finished elsewhere \(String(format: "%.1f", Date().timeIntervalSince(killedAt))) s after the kill")
@@ -154,12 +165,7 @@ struct FleetTests {
     func sigtermHandsTheJobOver() async throws {
         let epochs = 30
         try await Self.withFleet(2, leaseSeconds: 60, arguments: { $0 == 0 ? [] : ["--workers", "0"] }) { servers, store in
-            let spec = Data("""
-                {"name": "long", "dataset": {"builtin": "moons", "samples": 4000, "seed": 1},
-                 "model": {"layers": [{"type": "dense", "units": 256, "activation": "relu"},
-                                      {"type": "dense", "units": 256, "activation": "relu"}, {"type": "dense", "units": 2}]},
-                 "training": {"epochs": \(epochs), "batch_size": 8, "seed": 3}}
-                """.utf8)
+            let spec = Self.longJob(epochs: epochs)
             let id = try await servers[1].json("POST", "/v1/jobs", body: spec)["id"] as! String
             _ = try await servers[1].waitForJob(id, timeout: 120) { ($0["epoch"] as? Int ?? 0) >= 2 }
             try await servers[0].stop(with: SIGTERM)
@@ -167,12 +173,8 @@ struct FleetTests {
             let requeued = try await servers[1].waitForJob(id, timeout: 10) { $0["status"] as? String == "queued" }
             #expect((requeued["epoch"] as? Int ?? 0) < epochs)
 
-            let rescuer = ServerProcess(dataFolder: servers[0].dataFolder, logFile: servers[0].dataFolder.appendingPathExtension("rescuer.log"),
-                                        extraArguments: ["--database", servers[0].extraArguments[1], "--node-id", "node-rescuer"])
-            defer {
-                if let process = rescuer.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
-                try? FileManager.default.removeItem(at: servers[0].dataFolder.appendingPathExtension("rescuer.log"))
-            }
+            let rescuer = Self.rescuer(joining: servers[0])
+            defer { Self.stop(rescuer) }
             try await rescuer.start()
             let job = try await servers[1].waitForJob(id, timeout: 300) { Self.finished.contains($0["status"] as? String ?? "") }
             #expect(job["status"] as? String == "succeeded", "\(job)\n\(Self.logs(servers + [rescuer]))")
