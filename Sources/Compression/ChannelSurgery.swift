@@ -167,7 +167,13 @@ public enum ChannelSurgery {
 
     /// The link from layer `index` to its consumer, or nil when the layer is not prunable.
     static func link(from index: Int, in network: Network) -> ChannelLink? {
-        let specs = network.spec.layers
+        let inputShapes = [network.inputShape] + network.layers.dropLast().map(\.outputShape)
+        return link(from: index, layers: network.spec.layers, inputShapes: inputShapes)
+    }
+
+    /// The link from layer `index` to the layer that consumes its channels, read from the spec and each
+    /// layer's per-sample input shape alone, so a spec is checked without building (allocating) its network.
+    static func link(from index: Int, layers specs: [LayerSpec], inputShapes: [[Int]]) -> ChannelLink? {
         let channels: Int
         switch specs[index] {
         case .dense(let units, _, _): channels = units
@@ -178,15 +184,24 @@ public enum ChannelSurgery {
         while consumer < specs.count, keepsChannelsApart(specs[consumer]) { consumer += 1 }
         guard consumer < specs.count else { return nil }  // produces the model's outputs
         // The shape checks hold for any spec that built; they guard the block arithmetic all the same.
-        switch (specs[consumer], network.layers[consumer]) {
-        case (.dense, let dense as Dense) where dense.inputCount % channels == 0:
+        let consumerInput = inputShapes[consumer]
+        switch specs[consumer] {
+        case .dense where consumerInput.reduce(1, *) % channels == 0:
             break
-        case (.conv2d(_, _, _, _, let groups, _, _), let convolution as Conv2D) where groups == 1 && convolution.inputShape[0] == channels:
+        case .conv2d(_, _, _, _, let groups, _, _) where groups == 1 && consumerInput.first == channels:
             break
         default:
             return nil
         }
         return ChannelLink(producer: index, channels: channels, between: (index + 1)..<consumer, consumer: consumer)
+    }
+
+    /// The layers of a spec whose output channels can be pruned, for a sample of `inputShape`: what
+    /// `prunableLayers(of:)` finds in the built network. Empty when the layers do not fit the shape.
+    public static func prunableLayers(of spec: ModelSpec, inputShape: [Int]) -> [Int] {
+        guard let summaries = spec.summarize(inputShape: inputShape, diagnostics: SpecDiagnostics()) else { return [] }
+        let inputShapes = [inputShape] + summaries.dropLast().map(\.outputShape)
+        return spec.layers.indices.filter { link(from: $0, layers: spec.layers, inputShapes: inputShapes) != nil }
     }
 
     /// Layers that map channel c of their input to channel c of their output and nothing else.

@@ -213,6 +213,8 @@ private struct HeaderReader {
             while true {
                 skipSpace()
                 if peek == ")" { position += 1; break }
+                // A shape holds integers only: refusing a nested tuple here keeps the reader from recursing.
+                if peek == "(" || peek == "[" { throw malformed("a shape entry that is not an integer") }
                 guard case .integer(let item) = try value() else { throw malformed("a shape entry that is not an integer") }
                 items.append(item)
                 skipSpace()

@@ -170,15 +170,16 @@ extension AppDatabase: JobRepository {
         }
     }
 
-    public func requeueJob(id: String) throws {
+    public func requeueJob(id: String, countingAttempt: Bool) throws {
         try writer.write { db in
             // A cancel request that arrived during the failed attempt wins over a retry.
             try db.execute(sql: """
                 UPDATE jobs
                 SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
-                    finished_at = CASE WHEN cancel_requested THEN :now END
+                    finished_at = CASE WHEN cancel_requested THEN :now END,
+                    handed_back = handed_back + CASE WHEN :counting THEN 0 ELSE 1 END
                 WHERE id = :id AND status = 'running'
-                """, arguments: ["now": Date(), "id": id])
+                """, arguments: ["now": Date(), "id": id, "counting": countingAttempt])
             guard db.changesCount == 1 else {
                 throw JobStoreError.wrongState("job \(id) is not running")
             }

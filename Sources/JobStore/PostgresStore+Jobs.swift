@@ -196,12 +196,13 @@ extension PostgresStore: JobRepository {
         rows.filter { (try? $0.value("status", as: String.self)) == "queued" }.count
     }
 
-    public func requeueJob(id: String) throws {
+    public func requeueJob(id: String, countingAttempt: Bool) throws {
         let changed = try pool.withConnection { connection in
             try Self.changes("""
                 UPDATE jobs
                 SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
                     finished_at = CASE WHEN cancel_requested THEN \(Date())::timestamptz END,
+                    handed_back = handed_back + CASE WHEN \(countingAttempt) THEN 0 ELSE 1 END,
                     lease_expires_at = NULL
                 WHERE id = \(id) AND status = 'running' AND lease_owner = \(nodeId)
                 """, on: connection)
@@ -270,7 +271,7 @@ extension JobRecord {
             cancelRequested: try row.value("cancel_requested"), idempotencyKey: try row.value("idempotency_key"),
             createdAt: try row.value("created_at"), startedAt: try row.value("started_at"), finishedAt: try row.value("finished_at"),
             studyId: try row.value("study_id"), studyParameters: try row.value("study_parameters"),
-            checkpointEpoch: try row.value("checkpoint_epoch"))
+            checkpointEpoch: try row.value("checkpoint_epoch"), handedBack: try row.value("handed_back"))
     }
 }
 

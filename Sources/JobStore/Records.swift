@@ -59,6 +59,12 @@ public struct JobRecord: Codable, Sendable, Equatable {
     public var studyParameters: String?
     /// The epoch whose checkpoint file a resumed attempt starts from; nil without one.
     public var checkpointEpoch: Int?
+    /// Attempts a graceful shutdown handed back to the queue (SIGTERM, a rolling deploy): not failures,
+    /// so they do not count against `maxAttempts`.
+    public var handedBack: Int
+
+    /// The attempts that count against `maxAttempts`: every claim but those a shutdown handed back.
+    public var countedAttempts: Int { attempt - handedBack }
 
     public init(
         id: String, tenant: String = Tenant.default, name: String? = nil, status: JobStatus = .queued, priority: Int = 0,
@@ -68,7 +74,7 @@ public struct JobRecord: Codable, Sendable, Equatable {
         errorCode: String? = nil, errorMessage: String? = nil, result: String? = nil,
         cancelRequested: Bool = false, idempotencyKey: String? = nil,
         createdAt: Date, startedAt: Date? = nil, finishedAt: Date? = nil,
-        studyId: String? = nil, studyParameters: String? = nil, checkpointEpoch: Int? = nil
+        studyId: String? = nil, studyParameters: String? = nil, checkpointEpoch: Int? = nil, handedBack: Int = 0
     ) {
         self.id = id
         self.tenant = tenant
@@ -96,6 +102,7 @@ public struct JobRecord: Codable, Sendable, Equatable {
         self.studyId = studyId
         self.studyParameters = studyParameters
         self.checkpointEpoch = checkpointEpoch
+        self.handedBack = handedBack
     }
 }
 

@@ -51,8 +51,10 @@ public protocol JobRepository: Sendable {
     /// the database) back in the queue, cancelling those with a cancel request. Returns how many were
     /// requeued. Always 0 for a store of one process (SQLite).
     func requeueExpiredLeases() throws -> Int
-    /// Puts a running job back in the queue (an attempt failed with attempts left).
-    func requeueJob(id: String) throws
+    /// Puts a running job back in the queue: an attempt failed with attempts left (`countingAttempt`),
+    /// or a graceful shutdown handed it back (not counting: a rolling deploy must not use up a long
+    /// job's `max_attempts`; the attempt keeps its number, and `handedBack` counts it out).
+    func requeueJob(id: String, countingAttempt: Bool) throws
     /// Deletes a finished job of the tenant and its metrics. False if the tenant has no such job;
     /// `JobStoreError.wrongState` if the job is not finished.
     func deleteJob(id: String, tenant: String) throws -> Bool
@@ -63,6 +65,9 @@ public protocol JobRepository: Sendable {
 }
 
 extension JobRepository {
+    /// A failed attempt back in the queue: it counts against `max_attempts`.
+    public func requeueJob(id: String) throws { try requeueJob(id: id, countingAttempt: true) }
+
     /// One process owns the queue: nothing to renew.
     public func renewLeases() throws {}
 

@@ -32,6 +32,14 @@ public final class Network {
 
     public var outputShape: [Int] { layers.last?.outputShape ?? inputShape }
 
+    /// The first input value the network cannot take, with why: a value outside the domain of the first
+    /// layer (an embedding's token indices). `values` are whole samples, one after another. Checked before
+    /// data reaches the kernels, which treat such a value as a broken precondition.
+    public func invalidInput(_ values: [Float]) -> (offset: Int, message: String)? {
+        guard let embedding = layers.first as? Embedding else { return nil }
+        return values.withUnsafeBufferPointer { embedding.firstInvalidIndex(in: $0) }
+    }
+
     /// One layer of a spec for a sample of `inputShape`. The spec was checked by `ModelSpec.summarize`
     /// (every shape fits), so the layers' own preconditions hold. Dropout gets its own generator per
     /// position (`path`) so adding a layer elsewhere does not change its masks.
@@ -116,7 +124,7 @@ public final class Network {
 
     /// Multiply–adds ×2 of one forward pass for one sample.
     public var flopsPerSample: Int {
-        spec.summarize(inputShape: inputShape, diagnostics: SpecDiagnostics())?.reduce(0) { $0 + $1.flops } ?? 0
+        spec.summarize(inputShape: inputShape, diagnostics: SpecDiagnostics()).flatMap { Checked.sum($0.map(\.flops)) } ?? 0
     }
 
     public func forward(_ input: Tensor, isTraining: Bool) -> Tensor {

@@ -105,12 +105,11 @@ extension LearningRateSchedule: Codable {
             let nested = try container.nestedContainer(keyedBy: RestartKeys.self, forKey: .restart)
             let tCur = try nested.decode(Int.self, forKey: .tCur)
             let tI = try nested.decode(Int.self, forKey: .tI)
-            // T_i is T_0·T_mult^n, and T_cur lies within the period.
+            // T_i is T_0·T_mult^n (saturated at Int.max, as the schedule saturates it), and T_cur lies within the period.
             var period = t0
             while period < tI, tMult > 1 {
                 let (next, overflow) = period.multipliedReportingOverflow(by: tMult)
-                if overflow { break }
-                period = next
+                period = overflow ? Int.max : next
             }
             guard period == tI, tCur >= 0, tCur < tI else {
                 throw DecodingError.dataCorruptedError(

@@ -39,7 +39,9 @@ extension LearningRateSchedule {
             restart.tCur += 1
             if restart.tCur >= restart.tI {
                 restart.tCur %= restart.tI
-                restart.tI *= tMult
+                // Saturates: a period longer than Int.max steps outlasts any run all the same.
+                let (longer, overflow) = restart.tI.multipliedReportingOverflow(by: tMult)
+                restart.tI = overflow ? Int.max : longer
             }
             learningRate = ScheduleRules.warmRestartLearningRate(base: base, etaMin: etaMin, restart: restart)
 

@@ -126,31 +126,3 @@ extension Request {
         }
     }
 }
-
-/// How deeply arrays and objects nest in JSON text, found by a byte-level walk (strings and their
-/// escapes skipped) that needs no parse, so text nested too deep is refused before a parser recurses.
-enum JSONNesting {
-    /// Whether some array or object lies deeper than `limit` levels (the outermost is level 1).
-    static func exceeds(_ limit: Int, in bytes: some Collection<UInt8>) -> Bool {
-        var depth = 0
-        var inString = false
-        var escaped = false
-        for byte in bytes {
-            if inString {
-                if escaped { escaped = false }
-                else if byte == UInt8(ascii: "\\") { escaped = true }
-                else if byte == UInt8(ascii: "\"") { inString = false }
-                continue
-            }
-            switch byte {
-            case UInt8(ascii: "\""): inString = true
-            case UInt8(ascii: "["), UInt8(ascii: "{"):
-                depth += 1
-                if depth > limit { return true }
-            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
-            default: break
-            }
-        }
-        return false
-    }
-}

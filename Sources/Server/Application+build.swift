@@ -40,7 +40,9 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     let pool = WorkerPool(
         configuration: WorkerConfiguration(workerCount: configuration.workerCount, blasThreads: configuration.blasThreads,
                                            dataDirectory: configuration.dataDirectory, heartbeatInterval: stores.heartbeatInterval,
-                                           mpi: MPIConfiguration(mpirun: configuration.mpirun, databasePath: sharedDatabase,
+                                           processes: WorkerProcessConfiguration(
+                                               isolation: configuration.isolation, memoryLimit: configuration.jobMemoryLimit,
+                                               jobStallTimeout: configuration.jobStallTimeout, mpirun: configuration.mpirun, databasePath: sharedDatabase,
                                                                  nodeId: stores.eventBus == nil ? nil : configuration.resolvedNodeId,
                                                                  stallTimeout: configuration.mpiStallTimeout)),
         jobs: stores.jobs, datasets: stores.datasets, events: events, logger: logger)
@@ -56,6 +58,11 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     }
 
     let router = Router(context: AppRequestContext.self)
+    // Outermost, so its headers and its error envelope cover every answer, the other middlewares' included.
+    let wildcard = ["0.0.0.0", "::", "[::]"].contains(configuration.host)
+    router.add(middleware: SecurityMiddleware(checksBrowserOrigin: !configuration.requiresAuthentication,
+                                              allowedHosts: Set(((wildcard ? [] : [configuration.host]) + configuration.allowedHosts).map { $0.lowercased() }),
+                                              logger: logger))
     router.add(middleware: HTTPMetricsMiddleware(metrics: metrics))
     router.add(middleware: StaticFilesMiddleware(files: FileMiddleware(publicFolder(), searchForIndexHtml: true, logger: logger)))
     // Open: the status page (static files), /healthz, /metrics, /openapi.yaml.

@@ -164,6 +164,7 @@ struct DatasetController {
         let fileName = record.fileName
         do {
             try FileManager.default.moveItem(at: temporary, to: folder.datasets.appendingPathComponent(fileName))
+            try DataFolder.syncFolder(folder.datasets)
             try datasets.insertDataset(record, quota: quota)
         } catch {
             try? FileManager.default.removeItem(at: temporary)
@@ -225,6 +226,7 @@ struct DatasetController {
         let updated: DatasetRecord?
         do {
             try FileManager.default.moveItem(at: temporary, to: labelsFile)
+            try DataFolder.syncFolder(folder.datasets)
             updated = try datasets.attachLabels(datasetId: images.id, labelsFileName: labelsFile.lastPathComponent, labelsBytes: bytes,
                                                 task: targets.task.rawValue, classes: targets.classes, quota: quota)
         } catch {
@@ -247,7 +249,7 @@ struct DatasetController {
     /// Writes the body to `url`, refusing more than `maxUploadBytes`, or than the tenant's
     /// `bytesLeft` (413 naming that limit), without buffering it.
     private func stream(_ body: RequestBody, to url: URL, tenant: String, stored: Int, bytesLeft: Int) async throws -> Int {
-        guard FileManager.default.createFile(atPath: url.path, contents: nil) else {
+        guard FileManager.default.createFile(atPath: url.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
             throw APIError(status: .internalServerError, code: "storage_error", message: "cannot write to the data folder")
         }
         let handle = try FileHandle(forWritingTo: url)

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 #endif
 import Logging
+import Workers
 
 /// Everything `descent serve` can be told; tests build one with an in-memory database and a
 /// temporary data folder.
@@ -44,6 +45,9 @@ public struct ServerConfiguration: Sendable {
     /// `--auth on`: every `/v1` request needs `Authorization: Bearer <token>` and acts for the
     /// token's tenant. Off: every request acts for the default tenant.
     public var requiresAuthentication = false
+    /// Auth off: the host names (besides loopback ones and `host`) that requests may name in `Host`
+    /// (`--allowed-host`); any other is refused, so a DNS name rebound to this machine reaches nothing.
+    public var allowedHosts: [String] = []
     /// Queued and running jobs a tenant may have at once (a study's jobs count).
     public var maxQueuedPerTenant = 100
     /// Datasets a tenant may keep.
@@ -59,6 +63,13 @@ public struct ServerConfiguration: Sendable {
     /// `distributed.processes` jobs: the mpirun to run, and seconds without an epoch before their ranks are presumed hung.
     public var mpirun = "mpirun"
     public var mpiStallTimeout: Double = 600
+    /// Where jobs train: `.process` (`descent serve`'s default) gives each its own `descent worker`, so a
+    /// crash is that job's failure; `.thread` (in-memory tests) trains in the server's process.
+    public var isolation: JobIsolation = .thread
+    /// The address space one job's worker process may take (bytes); nil: unlimited. Process isolation only.
+    public var jobMemoryLimit: Int?
+    /// Seconds a job's worker may go without finishing an epoch before it is stopped. Process isolation only.
+    public var jobStallTimeout: Double = 600
     public var logLevel: Logger.Level = .info
 
     /// `nodeId`, or this machine's host name and the port.

@@ -70,16 +70,16 @@ public enum AugmentationSpec {
         let result: AugmentationStep
         switch type {
         case "random_shift":
-            result = .randomShift(pixels: step.int("pixels", default: defaultShiftPixels, range: 1...Int.max))
+            result = .randomShift(pixels: step.int("pixels", default: defaultShiftPixels, range: 1...1024))
         case "random_flip":
             result = .randomFlip(horizontal: step.bool("horizontal", default: true), vertical: step.bool("vertical", default: false))
         case "random_rotation":
             result = .randomRotation(degrees: step.double("degrees", default: defaultRotationDegrees,
                                                           check: { $0 > 0 && $0 <= 180 ? nil : "must be > 0 and ≤ 180" }))
         case "random_crop":
-            result = .randomCrop(padding: step.int("padding", default: defaultCropPadding, range: 1...Int.max))
+            result = .randomCrop(padding: step.int("padding", default: defaultCropPadding, range: 1...1024))
         case "cutout":
-            result = .cutout(size: step.int("size", default: defaultCutoutSize, range: 1...Int.max))
+            result = .cutout(size: step.int("size", default: defaultCutoutSize, range: 1...1024))
         case "gaussian_noise":
             result = .gaussianNoise(std: step.double("std", default: defaultNoiseStd, check: Check.positive))
         default:  // mixup

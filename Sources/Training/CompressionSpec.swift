@@ -165,7 +165,7 @@ extension CompressionStep {
                                         allowedKeys: ["type", "bits", "scheme", "granularity", "mode", "qat_epochs", "calibration_batches"])
         else { return nil }
         var spec = QuantizeSpec()
-        spec.bits = object.int("bits", default: 8)
+        spec.bits = object.int("bits", default: 8, range: 0...64)
         if ![8, 4, 2, 1].contains(spec.bits) { object.report("bits", "must be 8, 4, 2 or 1, got \(spec.bits)") }
         spec.scheme = object.choice("scheme", default: .symmetric)
         spec.granularity = object.choice("granularity", default: .perTensor)

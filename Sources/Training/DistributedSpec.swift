@@ -97,8 +97,8 @@ public struct DistributedSpec: Sendable, Equatable {
             }
             var slots = 1
             if parts.count == 2 {
-                guard let count = Int(parts[1]), count >= 1 else {
-                    object.report(path, "slots must be an integer ≥ 1, got \"\(parts[1])\" in \"\(text)\"")
+                guard let count = Int(parts[1]), (1...maxProcesses).contains(count) else {
+                    object.report(path, "slots must be an integer between 1 and \(maxProcesses), got \"\(parts[1])\" in \"\(text)\"")
                     continue
                 }
                 slots = count

@@ -131,6 +131,9 @@ extension JobSpec {
             diagnostics.report("model.input_shape", "\(shape) holds \(shape.reduce(1, *)) values but the dataset has \(features) features per sample")
         }
         if spec.model.inputShape == nil { spec.model.inputShape = data.sampleShape }
+        if standardize, case .embedding? = model.layers.first {
+            diagnostics.report("preprocessing.standardize", "must be false for a model that starts with an embedding: its inputs are token indices, which standardizing would turn into fractions")
+        }
         // A preset without `classes` ends in a dense layer of 0 units: as many outputs as the data needs.
         if case .dense(0, let activation, let bias)? = spec.model.layers.last {
             let width = data.task == .classification
@@ -193,7 +196,7 @@ extension JobSpec {
             diagnostics.report("training.sampling", "balanced sampling draws mini-batches; \(optimizer.typeName) steps on the whole training set — use class_weights instead")
         }
         if let limit = optimizer.parameterLimit {
-            let count = summaries.reduce(0) { $0 + $1.parameters }
+            let count = Checked.sum(summaries.map(\.parameters)) ?? Int.max
             if count > limit {
                 diagnostics.report("optimizer.type", "\(optimizer.typeName) stores a dense \(count)×\(count) matrix and accepts models of at most \(limit) parameters; this model has \(count). Use lbfgs, or a smaller model")
             }
@@ -206,7 +209,7 @@ extension JobSpec {
         }
         for (index, step) in compression.enumerated() {
             guard case .prune(let prune) = step, prune.structure == .channel else { continue }
-            if ChannelSurgery.prunableLayers(of: Network(spec: spec.model, seed: 0)).isEmpty {
+            if ChannelSurgery.prunableLayers(of: spec.model, inputShape: inputShape).isEmpty {
                 diagnostics.report("compression[\(index)].structure", "channel pruning needs a dense or conv2d layer (groups 1) that feeds another one; this model has none — use \"unstructured\"")
             }
         }
@@ -238,6 +241,9 @@ extension JobSpec {
         }
         gan.discriminator.inputShape = sampleShape
         gan.generator.inputShape = [gan.latentDim]
+        if case .embedding? = gan.generator.layers.first {
+            diagnostics.report("model.generator.layers[0]", "embedding takes token indices, but a generator's input is Gaussian noise; start with a dense layer")
+        }
         if let summaries = gan.generator.summarize(inputShape: [gan.latentDim], path: "model.generator.layers", diagnostics: diagnostics) {
             let output = summaries.last?.outputShape ?? [gan.latentDim]
             if output != sampleShape {
@@ -268,7 +274,8 @@ extension JobSpec {
     public var size: (parameters: Int, flopsPerSample: Int)? {
         guard let gan else { return model.size }
         guard let generator = gan.generator.size, let discriminator = gan.discriminator.size else { return nil }
-        return (generator.parameters + discriminator.parameters, generator.flopsPerSample + discriminator.flopsPerSample)
+        return (Checked.sum(generator.parameters, discriminator.parameters) ?? Int.max,
+                Checked.sum(generator.flopsPerSample, discriminator.flopsPerSample) ?? Int.max)
     }
 }
 
@@ -276,6 +283,7 @@ extension ModelSpec {
     /// Trainable parameters and forward multiply–adds ×2 per sample, for a spec whose input shape is resolved.
     public var size: (parameters: Int, flopsPerSample: Int)? {
         guard let inputShape, let summaries = summarize(inputShape: inputShape, diagnostics: SpecDiagnostics()) else { return nil }
-        return (summaries.reduce(0) { $0 + $1.parameters }, summaries.reduce(0) { $0 + $1.flops })
+        // summarize checked that both totals fit.
+        return (Checked.sum(summaries.map(\.parameters)) ?? Int.max, Checked.sum(summaries.map(\.flops)) ?? Int.max)
     }
 }

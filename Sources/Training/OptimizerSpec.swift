@@ -13,6 +13,9 @@ public enum OptimizerSpec: Sendable, Equatable {
     case bfgs(BFGSHyperparameters)
     case newton(NewtonHyperparameters)
 
+    /// The most iterations (and function evaluations) one second-order step may take.
+    public static let maxIterations = 100_000
+
     public var typeName: String {
         switch self {
         case .firstOrder(let spec): spec.typeName
@@ -179,21 +182,21 @@ public enum OptimizerSpec: Sendable, Equatable {
                 lineSearch = nil
             }
             spec = .lbfgs(LBFGSHyperparameters(
-                lr: float("lr", d.lr), maxIter: optimizer.int("max_iter", default: d.maxIter),
-                maxEval: optimizer.optionalInt("max_eval"), toleranceGrad: optimizer.double("tolerance_grad", default: d.toleranceGrad),
+                lr: float("lr", d.lr), maxIter: optimizer.int("max_iter", default: d.maxIter, range: 1...Self.maxIterations),
+                maxEval: optimizer.optionalInt("max_eval", range: 1...Self.maxIterations), toleranceGrad: optimizer.double("tolerance_grad", default: d.toleranceGrad),
                 toleranceChange: optimizer.double("tolerance_change", default: d.toleranceChange),
-                historySize: optimizer.int("history_size", default: d.historySize), lineSearchFn: lineSearch))
+                historySize: optimizer.int("history_size", default: d.historySize, range: 1...1000), lineSearchFn: lineSearch))
         case "bfgs":
             let d = BFGSHyperparameters()
             spec = .bfgs(BFGSHyperparameters(
-                lr: float("lr", d.lr), maxIter: optimizer.int("max_iter", default: d.maxIter), gtol: optimizer.double("gtol", default: d.gtol),
+                lr: float("lr", d.lr), maxIter: optimizer.int("max_iter", default: d.maxIter, range: 1...Self.maxIterations), gtol: optimizer.double("gtol", default: d.gtol),
                 c1: optimizer.double("c1", default: d.c1), c2: optimizer.double("c2", default: d.c2),
                 toleranceChange: optimizer.double("tolerance_change", default: d.toleranceChange)))
         case "newton":
             let d = NewtonHyperparameters()
             spec = .newton(NewtonHyperparameters(
                 lr: float("lr", d.lr), damping: optimizer.double("damping", default: d.damping),
-                maxIter: optimizer.int("max_iter", default: d.maxIter),
+                maxIter: optimizer.int("max_iter", default: d.maxIter, range: 1...Self.maxIterations),
                 toleranceGrad: optimizer.double("tolerance_grad", default: d.toleranceGrad),
                 toleranceChange: optimizer.double("tolerance_change", default: d.toleranceChange)))
         default:

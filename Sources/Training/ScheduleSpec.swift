@@ -18,6 +18,10 @@ public struct ScheduleSpec: Sendable, Equatable {
     public var warmup: Warmup?
     public var monitor: Monitor
 
+    /// The most scheduler steps any step count of a schedule may name: far beyond a real run
+    /// (`training.epochs` ≤ 100 000 epochs of batches), and small enough that step arithmetic cannot overflow.
+    public static let maxSteps = 1 << 40
+
     /// The schedule's kind with run-length placeholders replaced by `runLength` scheduler steps.
     public func kind(runLength: Int) -> ScheduleKind {
         switch kind {
@@ -64,29 +68,30 @@ public struct ScheduleSpec: Sendable, Equatable {
         switch type {
         case "step":
             required("step_size")
-            kind = .step(stepSize: schedule.int("step_size", default: 1), gamma: schedule.double("gamma", default: 0.1))
+            kind = .step(stepSize: schedule.int("step_size", default: 1, range: 1...Self.maxSteps), gamma: schedule.double("gamma", default: 0.1))
         case "multistep":
             required("milestones")
-            kind = .multistep(milestones: schedule.intArray("milestones") ?? [], gamma: schedule.double("gamma", default: 0.1))
+            kind = .multistep(milestones: schedule.intArray("milestones", range: 1...Self.maxSteps) ?? [], gamma: schedule.double("gamma", default: 0.1))
         case "exponential":
             required("gamma")
             kind = .exponential(gamma: schedule.double("gamma", default: 0.9))
         case "cosine":
-            kind = .cosine(tMax: schedule.int("t_max", default: 0, range: 1...Int.max), etaMin: schedule.double("eta_min", default: 0))
+            kind = .cosine(tMax: schedule.int("t_max", default: 0, range: 1...Self.maxSteps), etaMin: schedule.double("eta_min", default: 0))
         case "cosine_warm_restarts":
             required("t_0")
-            kind = .cosineWarmRestarts(t0: schedule.int("t_0", default: 1), tMult: schedule.int("t_mult", default: 1),
+            kind = .cosineWarmRestarts(t0: schedule.int("t_0", default: 1, range: 1...Self.maxSteps),
+                                       tMult: schedule.int("t_mult", default: 1, range: 1...1000),
                                        etaMin: schedule.double("eta_min", default: 0))
         case "linear":
             kind = .linear(startFactor: schedule.double("start_factor", default: 1.0 / 3), endFactor: schedule.double("end_factor", default: 1),
-                           totalIters: schedule.int("total_iters", default: 5))
+                           totalIters: schedule.int("total_iters", default: 5, range: 1...Self.maxSteps))
         case "polynomial":
-            kind = .polynomial(totalIters: schedule.int("total_iters", default: 5), power: schedule.double("power", default: 1))
+            kind = .polynomial(totalIters: schedule.int("total_iters", default: 5, range: 1...Self.maxSteps), power: schedule.double("power", default: 1))
         case "one_cycle":
             required("max_lr")
             kind = .oneCycle(
                 maxLr: schedule.double("max_lr", default: Double(learningRate ?? 0.01)),
-                totalSteps: schedule.int("total_steps", default: 0, range: 1...Int.max),
+                totalSteps: schedule.int("total_steps", default: 0, range: 1...Self.maxSteps),
                 pctStart: schedule.double("pct_start", default: 0.3),
                 annealStrategy: schedule.choice("anneal_strategy", default: ScheduleKind.AnnealStrategy.cos),
                 divFactor: schedule.double("div_factor", default: 25), finalDivFactor: schedule.double("final_div_factor", default: 1e4),
@@ -100,10 +105,10 @@ public struct ScheduleSpec: Sendable, Equatable {
                 else { schedule.report("mode", "must be auto, min or max, got \"\(given)\"") }
             }
             kind = .reduceOnPlateau(
-                mode: mode, factor: schedule.double("factor", default: 0.1), patience: schedule.int("patience", default: 10),
+                mode: mode, factor: schedule.double("factor", default: 0.1), patience: schedule.int("patience", default: 10, range: 0...Self.maxSteps),
                 threshold: schedule.double("threshold", default: 1e-4),
                 thresholdMode: schedule.choice("threshold_mode", default: ScheduleKind.ThresholdMode.rel),
-                cooldown: schedule.int("cooldown", default: 0), minLr: schedule.double("min_lr", default: 0),
+                cooldown: schedule.int("cooldown", default: 0, range: 0...Self.maxSteps), minLr: schedule.double("min_lr", default: 0),
                 eps: schedule.double("eps", default: 1e-8))
         }
         let per = schedule.choice("per", default: Unit.epoch)
@@ -113,7 +118,7 @@ public struct ScheduleSpec: Sendable, Equatable {
         var warmup: Warmup?
         if let object = schedule.object("warmup", allowedKeys: ["epochs", "start_factor"]) {
             if !object.has("epochs") { object.report("epochs", "is required: how many epochs (or steps, with per: step) to warm up") }
-            warmup = Warmup(steps: object.int("epochs", default: 1), startFactor: object.double("start_factor", default: 1.0 / 3))
+            warmup = Warmup(steps: object.int("epochs", default: 1, range: 1...Self.maxSteps), startFactor: object.double("start_factor", default: 1.0 / 3))
         }
         let spec = ScheduleSpec(kind: kind, per: per, warmup: warmup, monitor: monitor)
         // The schedule's own range checks, with run-length placeholders standing in as 1000 steps.

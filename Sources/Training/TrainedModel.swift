@@ -196,12 +196,16 @@ public final class TrainedModel: @unchecked Sendable {
             guard row.count == inputCount else {
                 throw InputError(path: "inputs[\(index)]", message: "has \(row.count) values; the model takes \(inputCount)")
             }
-            if let bad = row.firstIndex(where: { !$0.isFinite }) {
-                throw InputError(path: "inputs[\(index)][\(bad)]", message: "must be a finite number")
+            // The kernels run in float32: a double beyond its range would arrive as infinity.
+            if let bad = row.firstIndex(where: { !Float($0).isFinite }) {
+                throw InputError(path: "inputs[\(index)][\(bad)]", message: "must be a finite number within float32's range (±3.4e38), got \(row[bad])")
             }
         }
         var features = inputs.flatMap { $0.map(Float.init) }
         standardization?.apply(to: &features, featureCount: inputCount)
+        if let problem = network.invalidInput(features) {
+            throw InputError(path: "inputs[\(problem.offset / inputCount)][\(problem.offset % inputCount)]", message: problem.message)
+        }
         let input = Tensor(shape: [inputs.count] + network.inputShape, values: features)
         let width = network.outputShape.reduce(1, *)
         lock.lock()

@@ -175,6 +175,11 @@ public final class Trainer {
         self.spec = spec
         self.data = data
         network = existing ?? Network(spec: spec.model, seed: spec.training.seed)
+        // Data the first layer cannot take (an embedding's indices out of range) fails the job here, not in a kernel.
+        for (name, set) in [("training", data.train), ("validation", data.validation), ("test", data.test)] {
+            guard let set, set.featureCount > 0, let problem = network.invalidInput(set.features) else { continue }
+            throw TrainingError.invalidSpec("the \(name) data cannot feed model.layers[0]: the value at row \(problem.offset / set.featureCount + 1), feature \(problem.offset % set.featureCount) \(problem.message)")
+        }
         parameters = network.parameters
         if let transfer {
             transfer.apply(to: network)
@@ -212,8 +217,13 @@ public final class Trainer {
         if let scheduleSpec = spec.schedule {
             let stepsPerEpoch = (max(data.train.rows, 1) + batch - 1) / batch
             let perStep = scheduleSpec.per == .step
-            let runLength = perStep ? spec.training.epochs * stepsPerEpoch : spec.training.epochs
-            let warmup = scheduleSpec.warmup.map { Warmup(steps: perStep ? $0.steps * stepsPerEpoch : $0.steps, startFactor: $0.startFactor) }
+            // Saturating at the schedules' bound: a warm-up or run of more steps never ends in practice,
+            // and the schedules' own arithmetic (e.g. cosine's 2·t_max) stays within Int.
+            func steps(_ epochs: Int) -> Int {
+                min(perStep ? Checked.product(epochs, stepsPerEpoch) ?? ScheduleSpec.maxSteps : epochs, ScheduleSpec.maxSteps)
+            }
+            let runLength = steps(spec.training.epochs)
+            let warmup = scheduleSpec.warmup.map { Warmup(steps: steps($0.steps), startFactor: $0.startFactor) }
             let schedule = try LearningRateSchedule(kind: scheduleSpec.kind(runLength: runLength),
                                                     baseLearningRate: Double(spec.optimizer.learningRate), warmup: warmup)
             self.schedule = schedule

@@ -20,7 +20,7 @@ public struct InitSpec: Sendable, Equatable {
             if !object.has("from_job") { object.report("from_job", "is required: the id of a succeeded job whose weights to start from") }
             return nil
         }
-        let freeze = object.intArray("freeze") ?? []
+        let freeze = object.intArray("freeze", range: 0...10_000) ?? []
         if let negative = freeze.first(where: { $0 < 0 }) { object.report("freeze", "must list layer indices ≥ 0, got \(negative)") }
         return InitSpec(fromJob: job, freeze: Array(Set(freeze)).sorted())
     }

@@ -53,16 +53,30 @@ public struct DataFolder: Sendable {
         }
     }
 
+    /// Creates the folders owner-only (0700), and makes existing ones so: datasets and models are the
+    /// tenants' data. (`descent serve` also sets its umask to 077, so every file in them is 0600.)
     public func createFolders() throws {
         for folder in [root, datasets, models, checkpoints] {
-            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+            try FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: folder.path)
         }
     }
 
-    /// Writes `data` so that readers see either nothing or the whole file: temp file, fsync, rename.
+    /// Makes a rename into `folder` durable: the folder's entry is on disk once this returns, so a row
+    /// written after it never names a file a crash could take back.
+    public static func syncFolder(_ folder: URL) throws {
+        let descriptor = open(folder.path, O_RDONLY | O_DIRECTORY)
+        guard descriptor >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+        defer { close(descriptor) }
+        if fsync(descriptor) != 0 { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    }
+
+    /// Writes `data` so that readers see either nothing or the whole file: temp file (0600), fsync,
+    /// rename, fsync of the folder (the file is durable before anyone is told it exists).
     public static func writeAtomically(_ data: Data, to url: URL) throws {
         let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
-        guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
+        guard FileManager.default.createFile(atPath: temporary.path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
             throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: temporary.path])
         }
         do {
@@ -71,6 +85,7 @@ public struct DataFolder: Sendable {
             try handle.synchronize()
             try handle.close()
             if rename(temporary.path, url.path) != 0 { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            try syncFolder(url.deletingLastPathComponent())
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             throw error

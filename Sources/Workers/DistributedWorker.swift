@@ -30,9 +30,11 @@ private final class AttemptCheck: @unchecked Sendable {
     }
 }
 
-/// One rank of a `distributed.processes` job, as `descent worker` runs it under mpirun: loads the job and
-/// its data exactly as the server's worker does (the same `JobRunner`), trains its share of every step,
-/// and — rank 0 only — records epochs, checkpoints, the model and the outcome in the server's database.
+/// A job's worker process, as `descent worker` runs it: one rank of a `distributed.processes` job under
+/// mpirun, or (no collective) the one process that trains a job in isolation from the server. It loads
+/// the job and its data exactly as the server's worker thread would (the same `JobRunner`), trains (its
+/// share of every step), and — rank 0 only — records epochs, checkpoints, the model and the outcome in
+/// the server's database.
 public enum DistributedWorker {
     /// How a rank's part ended.
     public enum Ending: Equatable {
@@ -54,10 +56,10 @@ public enum DistributedWorker {
     }
 
     public static func run(jobId: String, dataDirectory: URL, databasePath: String, nodeId: String? = nil,
-                           collective: any ProcessCollective, blasThreads: Int, logger: Logger) -> Ending {
+                           collective: (any ProcessCollective)?, blasThreads: Int, logger: Logger) -> Ending {
         BLAS.setThreadCount(blasThreads)
         var logger = logger
-        logger[metadataKey: "rank"] = "\(collective.rank)/\(collective.size)"
+        if let collective { logger[metadataKey: "rank"] = "\(collective.rank)/\(collective.size)" }
         let database: any JobRepository & DatasetRepository
         do { database = try openStore(databasePath, nodeId: nodeId) } catch {
             let shown = PostgresStore.isPostgresURL(databasePath) ? "(PostgreSQL)" : databasePath
@@ -73,6 +75,12 @@ public enum DistributedWorker {
         guard job.status == .running else { return .abort(code: 3, reason: "job \(jobId) is \(job.status), not running") }
         let jobs = AttemptScopedJobs(base: database, jobId: job.id, attempt: job.attempt)
         let runner = JobRunner(jobs: jobs, datasets: database, events: JobEventHub(), dataDirectory: dataDirectory, logger: logger)
+        guard let collective else {
+            // The job's only process: the server watches the store for the outcome.
+            let check = AttemptCheck(jobs: jobs, job: job)
+            runner.run(job, stopCheck: { check.isSuperseded() ? .superseded : nil })
+            return .finished
+        }
         if collective.rank == 0 {
             // Cancellation reaches rank 0 through the store (the observer looks now and then) or as mpirun's SIGTERM.
             // If the server that started this attempt died and a new one requeued the job, this attempt stops.
@@ -148,9 +156,9 @@ public struct AttemptScopedJobs: JobRepository {
     public func requeueInterruptedJobs() throws -> Int {
         throw JobStoreError.wrongState("only a server requeues interrupted jobs")
     }
-    public func requeueJob(id: String) throws {
+    public func requeueJob(id: String, countingAttempt: Bool) throws {
         try ensureCurrent(id)
-        try base.requeueJob(id: id)
+        try base.requeueJob(id: id, countingAttempt: countingAttempt)
     }
     public func deleteJob(id: String, tenant: String) throws -> Bool { try base.deleteJob(id: id, tenant: tenant) }
     public func countJobsByStatus() throws -> [JobStatus: Int] { try base.countJobsByStatus() }

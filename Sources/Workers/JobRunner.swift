@@ -13,11 +13,12 @@ struct JobRunner: Sendable {
     let events: JobEventHub
     let folder: DataFolder
     let logger: Logger
-    /// Starts `distributed.processes` jobs under mpirun (nil in `descent worker`, whose ranks train themselves).
-    let launcher: MPIJobLauncher?
+    /// Starts jobs in processes of their own: `distributed.processes` jobs under mpirun, every job with process
+    /// isolation (nil in `descent worker`, which trains itself).
+    let launcher: WorkerProcessLauncher?
 
     init(jobs: any JobRepository, datasets: any DatasetRepository, events: JobEventHub, dataDirectory: URL, logger: Logger,
-         launcher: MPIJobLauncher? = nil) {
+         launcher: WorkerProcessLauncher? = nil) {
         self.jobs = jobs
         self.datasets = datasets
         self.events = events
@@ -26,20 +27,20 @@ struct JobRunner: Sendable {
         self.launcher = launcher
     }
 
-    /// Trains `job` in this process, or, for a `distributed.processes` job when `collective` is nil (the
-    /// server's worker), on MPI ranks (`MPIJobLauncher`). With `collective` this process is rank 0 of
-    /// such a job (`descent worker`): it trains its share and records the job as any worker would.
+    /// Trains `job` in this process, or, when `collective` is nil and the server has a launcher, in processes
+    /// of its own (`WorkerProcessLauncher`: one worker, or MPI ranks). With `collective` this process is rank 0
+    /// of a `distributed.processes` job (`descent worker`): it trains its share and records the job as any worker would.
     func run(_ job: JobRecord, stopCheck: @escaping @Sendable () -> StopReason?, collective: (any ProcessCollective)? = nil) {
-        if collective == nil, let launcher, launcher.isDistributed(job) {
+        if collective == nil, let launcher, launcher.launches(job) {
             launcher.run(job, runner: self, stopCheck: stopCheck)
             return
         }
         var logger = logger
         logger[metadataKey: "job"] = "\(job.id)"
         events.publish(.status(jobId: job.id, status: .running))
-        if job.attempt > job.maxAttempts {
+        if job.countedAttempts > job.maxAttempts {
             finish(job, .failed, code: "too_many_attempts",
-                   message: "the job was interrupted \(job.attempt - 1) times (max_attempts \(job.maxAttempts))")
+                   message: "the job was interrupted \(job.countedAttempts - 1) times (max_attempts \(job.maxAttempts))")
             return
         }
         logger.info("training job (attempt \(job.attempt))")
@@ -160,8 +161,8 @@ struct JobRunner: Sendable {
     /// A transient failure: back in the queue while attempts remain (the next resumes from the
     /// checkpoint), otherwise failed with the message.
     func retryOrFail(_ job: JobRecord, code: String, message: String, logger: Logger) {
-        guard job.attempt < job.maxAttempts else {
-            finish(job, .failed, code: code, message: "\(message) (attempt \(job.attempt) of \(job.maxAttempts))")
+        guard job.countedAttempts < job.maxAttempts else {
+            finish(job, .failed, code: code, message: "\(message) (attempt \(job.countedAttempts) of \(job.maxAttempts))")
             return
         }
         logger.warning("attempt \(job.attempt) failed: \(message); back in the queue")
@@ -182,7 +183,7 @@ struct JobRunner: Sendable {
         }
         if observer.stopReason == .shutdown {
             do {
-                try jobs.requeueJob(id: job.id)
+                try jobs.requeueJob(id: job.id, countingAttempt: false)
                 events.publish(.status(jobId: job.id, status: .queued))
                 logger.info("job stopped by shutdown; back in the queue")
             } catch {

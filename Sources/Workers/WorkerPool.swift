@@ -16,21 +16,21 @@ public struct WorkerConfiguration: Sendable {
     public var dataDirectory: URL
     /// How often an idle worker looks at the queue when nobody wakes it.
     public var pollInterval: Double
-    /// How `distributed.processes` jobs are started.
-    public var mpi: MPIConfiguration
+    /// Which jobs train in processes of their own, and how those are started.
+    public var processes: WorkerProcessConfiguration
 
     /// A fleet (PostgreSQL): how often the heartbeat renews this node's leases and requeues the
     /// jobs of nodes whose leases expired. Nil (one process, SQLite): no heartbeat.
     public var heartbeatInterval: Double?
 
     public init(workerCount: Int = 1, blasThreads: Int? = nil, dataDirectory: URL, pollInterval: Double = 1.0,
-                heartbeatInterval: Double? = nil, mpi: MPIConfiguration = MPIConfiguration()) {
+                heartbeatInterval: Double? = nil, processes: WorkerProcessConfiguration = WorkerProcessConfiguration()) {
         self.workerCount = workerCount
         self.blasThreads = blasThreads
         self.dataDirectory = dataDirectory
         self.pollInterval = pollInterval
         self.heartbeatInterval = heartbeatInterval
-        self.mpi = mpi
+        self.processes = processes
     }
 }
 
@@ -59,7 +59,7 @@ public final class WorkerPool: Sendable {
         self.configuration = configuration
         self.jobs = jobs
         self.logger = logger
-        let launcher = MPIJobLauncher(configuration: configuration.mpi, dataDirectory: configuration.dataDirectory, jobs: jobs,
+        let launcher = WorkerProcessLauncher(configuration: configuration.processes, dataDirectory: configuration.dataDirectory, jobs: jobs,
                                       events: events, logger: logger)
         runner = JobRunner(jobs: jobs, datasets: datasets, events: events, dataDirectory: configuration.dataDirectory, logger: logger,
                            launcher: launcher)

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Server
+import Workers
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the server: HTTP API, status page and the worker pool.")
@@ -21,6 +22,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("blas-core"), help: BLASCore.help) var blasCore = BLASCore.inherit
     @Option(name: .customLong("max-upload-bytes"), help: "Largest dataset upload.") var maxUploadBytes = 512 * 1024 * 1024
     @Option(help: "Bearer tokens on /v1 routes: on or off (default: on, unless --host is a loopback address).") var auth: String?
+    @Option(name: .customLong("allowed-host"), help: "With auth off: a host name requests may name in their Host header besides loopback names and --host (repeatable); others get 403, so a DNS name rebound to this machine reaches nothing.")
+    var allowedHosts: [String] = []
     @Option(name: .customLong("max-queued-per-tenant"), help: "Queued and running jobs a tenant may have at once (a study's jobs count).")
     var maxQueuedPerTenant = 100
     @Option(name: .customLong("max-datasets-per-tenant"), help: "Datasets a tenant may keep.") var maxDatasetsPerTenant = 100
@@ -36,17 +39,27 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "The mpirun that starts distributed.processes jobs (Open MPI).") var mpirun = "mpirun"
     @Option(name: .customLong("mpi-stall-timeout"), help: "Seconds an MPI job may go without finishing an epoch before its processes are stopped and the job retried.")
     var mpiStallTimeout = 600
+    @Option(help: "Where jobs train: process (each in a descent worker process of its own, so a crash or a memory blow-up is that job's failure) or thread (in the server's process).")
+    var isolation: JobIsolation = .process
+    @Option(name: .customLong("job-memory-limit"), help: "The address space (bytes) one job's worker process may take (default: half of this machine's memory); 0 for no limit.")
+    var jobMemoryLimit: Int?
+    @Option(name: .customLong("job-stall-timeout"), help: "Seconds a job's worker process may go without finishing an epoch before it is stopped and the attempt failed.")
+    var jobStallTimeout = 600
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be between 1 and 65535") }
         guard (0...64).contains(workers) else { throw ValidationError("--workers must be between 0 and 64") }
         if let blasThreads, !(1...256).contains(blasThreads) { throw ValidationError("--blas-threads must be between 1 and 256") }
         guard maxUploadBytes > 0 else { throw ValidationError("--max-upload-bytes must be positive") }
+        if let jobMemoryLimit, jobMemoryLimit != 0, jobMemoryLimit < 64 << 20 {
+            throw ValidationError("--job-memory-limit must be 0 (no limit) or at least 64 MiB (\(64 << 20) bytes), got \(jobMemoryLimit)")
+        }
         if let auth, auth != "on", auth != "off" { throw ValidationError("--auth must be on or off, got \(auth)") }
         for (flag, value) in [("--max-queued-per-tenant", maxQueuedPerTenant), ("--max-datasets-per-tenant", maxDatasetsPerTenant),
                               ("--max-dataset-bytes-per-tenant", maxDatasetBytesPerTenant), ("--max-epoch-samples", maxEpochSamples),
                               ("--max-model-parameters", maxModelParameters), ("--max-spec-bytes", maxSpecBytes),
-                              ("--idle-timeout", idleTimeout), ("--mpi-stall-timeout", mpiStallTimeout)] where value < 1 {
+                              ("--idle-timeout", idleTimeout), ("--mpi-stall-timeout", mpiStallTimeout),
+                              ("--job-stall-timeout", jobStallTimeout)] where value < 1 {
             throw ValidationError("\(flag) must be positive, got \(value)")
         }
         guard leaseSeconds >= 1 else { throw ValidationError("--lease-seconds must be at least 1, got \(leaseSeconds)") }
@@ -56,6 +69,8 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         blasCore.apply()
+        // Datasets, models and the database are the tenants' data: files owner-only (0600), folders 0700.
+        umask(0o077)
         var configuration = ServerConfiguration(dataDirectory: URL(fileURLWithPath: dataDirectory, isDirectory: true))
         configuration.host = host
         configuration.port = port
@@ -68,6 +83,7 @@ struct Serve: AsyncParsableCommand {
         configuration.maxUploadBytes = maxUploadBytes
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         configuration.requiresAuthentication = auth.map { $0 == "on" } ?? !ServerConfiguration.isLoopback(host: host)
+        configuration.allowedHosts = allowedHosts
         configuration.maxQueuedPerTenant = maxQueuedPerTenant
         configuration.maxDatasetsPerTenant = maxDatasetsPerTenant
         configuration.maxDatasetBytesPerTenant = maxDatasetBytesPerTenant
@@ -77,6 +93,10 @@ struct Serve: AsyncParsableCommand {
         configuration.idleTimeout = .seconds(idleTimeout)
         configuration.mpirun = mpirun
         configuration.mpiStallTimeout = Double(mpiStallTimeout)
+        configuration.isolation = isolation
+        let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        configuration.jobMemoryLimit = jobMemoryLimit.map { $0 == 0 ? nil : $0 } ?? memory / 2
+        configuration.jobStallTimeout = Double(jobStallTimeout)
         var logger = Logger(label: "descent")
         logger.logLevel = configuration.logLevel
         logger.info("OpenBLAS kernels: \(BLASCore.description)")
@@ -84,3 +104,5 @@ struct Serve: AsyncParsableCommand {
         try await app.runService()
     }
 }
+
+extension JobIsolation: ExpressibleByArgument {}

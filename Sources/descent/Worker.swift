@@ -4,11 +4,12 @@ import Logging
 import MPICollective
 import Workers
 
-/// `descent worker`: one MPI rank of a `distributed.processes` job. The server starts it through
-/// mpirun; it is not meant to be typed, so it stays out of the help.
+/// `descent worker`: a job's own process (`--single`, the server's process isolation) or one MPI rank of a
+/// `distributed.processes` job (started through mpirun). The server starts it; it is not meant to be
+/// typed, so it stays out of the help.
 struct Worker: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Train one rank of a distributed.processes job (started by the server through mpirun).",
+        abstract: "Train a job in a process of its own, or one rank of a distributed.processes job (started by the server).",
         shouldDisplay: false)
 
     @Option(help: "The job to train (it must be running: the server claimed it).") var job: String
@@ -17,18 +18,31 @@ struct Worker: ParsableCommand {
     var database: String?
     @Option(name: .customLong("node-id"), help: "A fleet node's id: the node that holds the job's lease.") var nodeId: String?
     @Option(name: .customLong("blas-threads"), help: "OpenBLAS threads of this rank.") var blasThreads = 1
+    @Flag(help: "Train the job as its only process, without MPI (the server's process isolation).") var single = false
+    @Option(name: .customLong("memory-limit"), help: "The most address space (bytes) this process may take (setrlimit RLIMIT_AS).")
+    var memoryLimit: Int?
 
     func run() throws {
         var logger = Logger(label: "descent.worker")
         logger.logLevel = .info
+        if let memoryLimit {
+            // A job that asks for more fails its own allocation instead of the machine's other work.
+            var limit = rlimit(rlim_cur: rlim_t(memoryLimit), rlim_max: rlim_t(memoryLimit))
+            if setrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) != 0 { logger.warning("could not set the memory limit: \(String(cString: strerror(errno)))") }
+        }
+        let folder = URL(fileURLWithPath: dataDirectory, isDirectory: true)
+        let databasePath = database ?? ProcessInfo.processInfo.environment[DistributedWorker.databaseVariable]
+            ?? folder.appendingPathComponent("descent.sqlite").path
+        if single {
+            _ = DistributedWorker.run(jobId: job, dataDirectory: folder, databasePath: databasePath, nodeId: nodeId, collective: nil,
+                                      blasThreads: max(1, blasThreads), logger: logger)
+            return
+        }
         guard let collective = MPICollective() else {
             logger.error("MPI_Init failed: descent worker runs under mpirun")
             throw ExitCode(69)
         }
-        let folder = URL(fileURLWithPath: dataDirectory, isDirectory: true)
-        let ending = DistributedWorker.run(jobId: job, dataDirectory: folder,
-                                           databasePath: database ?? ProcessInfo.processInfo.environment[DistributedWorker.databaseVariable]
-                                               ?? folder.appendingPathComponent("descent.sqlite").path,
+        let ending = DistributedWorker.run(jobId: job, dataDirectory: folder, databasePath: databasePath,
                                            nodeId: nodeId, collective: collective, blasThreads: max(1, blasThreads), logger: logger)
         switch ending {
         case .finished:

@@ -84,6 +84,24 @@ struct CrashRecoveryTests {
         }
     }
 
+    @Test("Shutdowns do not use up attempts: a job of max_attempts 1 handed back by two SIGTERMs (a rolling deploy) still succeeds")
+    func gracefulShutdownsDoNotCountAsAttempts() async throws {
+        try await withServer { server in
+            var spec = try #require(try JSONSerialization.jsonObject(with: Self.spec) as? [String: Any])
+            spec["max_attempts"] = 1
+            let id = try await server.json("POST", "/v1/jobs", body: try JSONSerialization.data(withJSONObject: spec))["id"] as! String
+            for attempt in 1...2 {
+                let running = try await server.waitForJob(id) { $0["attempt"] as? Int == attempt && ($0["epoch"] as? Int ?? 0) >= 1 }
+                #expect(running["status"] as? String == "running", "\(running)")
+                try await server.stop(with: SIGTERM)
+                try await server.start()
+            }
+            let job = try await server.waitForJob(id) { ["succeeded", "failed", "cancelled"].contains($0["status"] as? String ?? "") }
+            #expect(job["status"] as? String == "succeeded", "\(job)")
+            #expect(job["attempt"] as? Int == 3, "the attempts keep their numbers: \(job)")
+        }
+    }
+
     @Test("a job whose attempts keep dying ends failed after max_attempts instead of crash-looping the server")
     func crashLoopEndsInFailure() async throws {
         try await withServer { server in

@@ -57,12 +57,12 @@ struct AugmentationSpecTests {
     }
 
     @Test("every problem is reported at once, with its path", arguments: [
-        (#"[{"type": "random_shift", "pixels": 0}]"#, "augmentation[0].pixels", "must be ≥ 1, got 0"),
+        (#"[{"type": "random_shift", "pixels": 0}]"#, "augmentation[0].pixels", "must be between 1 and 1024, got 0"),
         (#"[{"type": "random_shift", "pixels": 1.5}]"#, "augmentation[0].pixels", "must be an integer, got 1.5"),
         (#"[{"type": "random_rotation", "degrees": 0}]"#, "augmentation[0].degrees", "must be > 0 and ≤ 180, got 0"),
         (#"[{"type": "random_rotation", "degrees": 270}]"#, "augmentation[0].degrees", "must be > 0 and ≤ 180, got 270"),
-        (#"[{"type": "random_crop", "padding": -1}]"#, "augmentation[0].padding", "must be ≥ 1, got -1"),
-        (#"[{"type": "cutout", "size": 0}]"#, "augmentation[0].size", "must be ≥ 1, got 0"),
+        (#"[{"type": "random_crop", "padding": -1}]"#, "augmentation[0].padding", "must be between 1 and 1024, got -1"),
+        (#"[{"type": "cutout", "size": 0}]"#, "augmentation[0].size", "must be between 1 and 1024, got 0"),
         (#"[{"type": "gaussian_noise", "std": -0.1}]"#, "augmentation[0].std", "must be > 0, got -0.1"),
         (#"[{"type": "mixup", "alpha": 0}]"#, "augmentation[0].alpha", "must be > 0, got 0"),
         (#"[{"type": "random_flip", "horizontal": "yes"}]"#, "augmentation[0].horizontal", "must be true or false, got \"yes\""),

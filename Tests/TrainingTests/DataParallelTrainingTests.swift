@@ -211,7 +211,7 @@ struct DataParallelTrainingTests {
         (#"{"processes": 2, "hosts": [""]}"#, "distributed.hosts[0]", "with a host name or address"),
         (#"{"processes": 2, "hosts": ["a", "-x:2"]}"#, "distributed.hosts[1]", "with a host name or address"),
         (#"{"processes": 2, "hosts": ["a,b:2"]}"#, "distributed.hosts[0]", "with a host name or address"),
-        (#"{"processes": 2, "hosts": ["a:0"]}"#, "distributed.hosts[0]", "slots must be an integer ≥ 1"),
+        (#"{"processes": 2, "hosts": ["a:0"]}"#, "distributed.hosts[0]", "slots must be an integer between 1 and 256"),
         (#"{"processes": 2, "hosts": [3]}"#, "distributed.hosts[0]", "must be a string"),
         (#"{"processes": 2, "hosts": "a:2"}"#, "distributed.hosts", "must be an array"),
         (#"{"replicas": 0}"#, "distributed.replicas", "between 1 and 64"),

@@ -6,9 +6,9 @@ import Tensors
 ///   x (N, T) token indices · W (V, E) → y (N, T, E), y[n, t] = W[x[n, t]]
 ///
 /// The engine's tensors are Float, so the indices arrive as Float values: each must be an integer in
-/// 0..<V (exact in float32 up to 2²⁴). Forward refuses anything else (out of range, fractional, NaN)
-/// by stopping the process with a message naming the value, its sample and position: a broken
-/// precondition of the layer, so validate the data (the spec validator checks ranges) before it gets here.
+/// 0..<V (exact in float32 up to 2²⁴). Callers check their data with `Network.invalidInput` before it
+/// gets here (training data when a job starts, `/predict` rows as they arrive); forward still stops
+/// the process on anything else (out of range, fractional, NaN), a broken precondition of the layer.
 /// Backward adds dy[n, t] to row x[n, t] of dW (a repeated token accumulates); indices have no
 /// gradient, so the input gradient is nil, or zeros when one is asked for.
 public final class Embedding: Layer {
@@ -38,6 +38,16 @@ public final class Embedding: Layer {
         let w = Tensor(shape: [numEmbeddings, dim])
         for i in 0..<w.count { w[i] = generator.normal() }
         weight = Parameter(name: "weight", value: w, isWeight: true)
+    }
+
+    /// The first value that is not a valid index (an integer in 0..<numEmbeddings), with why.
+    public func firstInvalidIndex(in values: UnsafeBufferPointer<Float>) -> (offset: Int, message: String)? {
+        for (offset, value) in values.enumerated() {
+            guard let index = Int(exactly: value), index >= 0, index < numEmbeddings else {
+                return (offset, "must be a token index, an integer in 0..<\(numEmbeddings) (num_embeddings), got \(value)")
+            }
+        }
+        return nil
     }
 
     public func forward(_ x: Tensor, isTraining: Bool) -> Tensor {

@@ -34,10 +34,21 @@ public enum JSONValue: Sendable, Equatable, Codable {
         }
     }
 
-    /// Parses JSON text; throws `SpecIssue` at path "" for malformed text.
-    /// Parses JSON text; throws `SpecIssue` at path "" for malformed text, and at the key's path
-    /// for a key given twice in one object (decoders keep one of the two silently).
+    /// The deepest nesting `parse` reads: its decoder and every checker after it recurse once per level.
+    public static let maxDepth = 128
+
+    /// Parses JSON text; throws `SpecIssue` at path "" for malformed text (including text that is not
+    /// UTF-8 or nests deeper than `maxDepth`), and at the key's path for a key given twice in one object
+    /// (decoders keep one of the two silently).
     public static func parse(_ data: Data) throws -> JSONValue {
+        // RFC 8259 §8.1: JSON between systems is UTF-8. Foundation would also take UTF-16 and UTF-32
+        // (recognized by their NUL bytes), which no byte-level check here could follow.
+        guard !data.contains(0), String(data: data, encoding: .utf8) != nil else {
+            throw SpecIssue(path: "", message: "malformed JSON: the text is not UTF-8 (RFC 8259 asks for UTF-8 without NUL bytes)")
+        }
+        if JSONNesting.exceeds(maxDepth, in: data) {
+            throw SpecIssue(path: "", message: "malformed JSON: arrays and objects nest deeper than \(maxDepth) levels")
+        }
         let value: JSONValue
         do { value = try JSONDecoder().decode(JSONValue.self, from: data) }
         catch { throw SpecIssue(path: "", message: "malformed JSON: \(describe(error))") }
@@ -150,6 +161,8 @@ enum DuplicateKeyScanner {
             case UInt8(ascii: "["):
                 stack.append(.array(path: valuePath(), index: 0))
             case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                // Valid JSON closes only what it opened; anything else is not this scanner's to judge.
+                guard !stack.isEmpty else { return nil }
                 stack.removeLast()
             case UInt8(ascii: ","):
                 switch stack.last {
@@ -179,5 +192,33 @@ extension JSONValue {
     public subscript(index: Int) -> JSONValue? {
         guard let array, array.indices.contains(index) else { return nil }
         return array[index]
+    }
+}
+
+/// How deeply arrays and objects nest in JSON text, found by a byte-level walk (strings and their
+/// escapes skipped) that needs no parse, so text nested too deep is refused before a parser recurses.
+public enum JSONNesting {
+    /// Whether some array or object lies deeper than `limit` levels (the outermost is level 1).
+    public static func exceeds(_ limit: Int, in bytes: some Collection<UInt8>) -> Bool {
+        var depth = 0
+        var inString = false
+        var escaped = false
+        for byte in bytes {
+            if inString {
+                if escaped { escaped = false }
+                else if byte == UInt8(ascii: "\\") { escaped = true }
+                else if byte == UInt8(ascii: "\"") { inString = false }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""): inString = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > limit { return true }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth -= 1
+            default: break
+            }
+        }
+        return false
     }
 }

@@ -27,36 +27,60 @@ extension ModelSpec {
     }
 
     public func parameterCount(inputShape: [Int]) -> Int? {
-        summarize(inputShape: inputShape, diagnostics: SpecDiagnostics())?.reduce(0) { $0 + $1.parameters }
+        summarize(inputShape: inputShape, diagnostics: SpecDiagnostics()).flatMap { Checked.sum($0.map(\.parameters)) }
     }
 
     static func summarize(_ layers: [LayerSpec], inputShape: [Int], path: String, diagnostics: SpecDiagnostics) -> [LayerSummary]? {
         var shape = inputShape
         var summaries: [LayerSummary] = []
         for (index, layer) in layers.enumerated() {
-            guard let summary = summarize(layer, input: shape, path: "\(path)[\(index)]", diagnostics: diagnostics) else { return nil }
+            let layerPath = "\(path)[\(index)]"
+            if index > 0, case .embedding = layer {
+                // Its inputs must be the data's own integers: any layer before it would make them fractions.
+                diagnostics.report(layerPath, "embedding takes token indices straight from the data, so it must be the first layer")
+                return nil
+            }
+            guard let summary = summarize(layer, input: shape, path: layerPath, diagnostics: diagnostics) else { return nil }
             summaries.append(summary)
             shape = summary.outputShape
+        }
+        // The totals are what the limits compare; they must exist as numbers too.
+        guard Checked.sum(summaries.map(\.parameters)) != nil, Checked.sum(summaries.map(\.flops)) != nil else {
+            diagnostics.report(path, "the model's parameters or FLOPs per sample exceed \(Int.max): far beyond any limit")
+            return nil
         }
         return summaries
     }
 
     /// One layer's summary for a sample of shape `input`.
     static func summarize(_ layer: LayerSpec, input: [Int], path: String, diagnostics: SpecDiagnostics) -> LayerSummary? {
-        let count = input.reduce(1, *)
         func fail(_ message: String) -> LayerSummary? {
             diagnostics.report(path, "\(layer.typeName) \(message) (its input is \(input))")
             return nil
+        }
+        // Sizes come from requests: every product and sum below is checked, and one that does not
+        // fit is reported here instead of trapping (a sample may hold at most maxSampleValues values).
+        guard let count = Checked.product(input), count <= maxSampleValues else {
+            return fail("receives more than \(maxSampleValues) values per sample")
+        }
+        let tooLarge = "is too large: its sizes multiply beyond what can be counted (\(Int.max))"
+        func summary(_ outputShape: [Int], _ parameters: Int?, _ flops: Int?) -> LayerSummary? {
+            guard let parameters, let flops, let outputCount = Checked.product(outputShape) else { return fail(tooLarge) }
+            guard outputCount <= maxSampleValues else {
+                return fail("would output \(outputCount) values per sample (\(outputShape)), more than \(maxSampleValues)")
+            }
+            return LayerSummary(outputShape: outputShape, parameters: parameters, flops: flops)
         }
         func image() -> (c: Int, h: Int, w: Int)? {
             guard input.count == 3 else { return nil }
             return (input[0], input[1], input[2])
         }
+        // Sizes, kernels, strides and paddings are each at most 2³¹ (input) or 1024 (spec): no overflow.
         func spatial(_ size: Int, kernel: Int, stride: Int, pad: Int) -> Int { (size + 2 * pad - kernel) / stride + 1 }
         let imageHint = "needs images [channels, height, width]; set model.input_shape (e.g. [1, 8, 8] for digits) or add a reshape"
         switch layer {
         case .dense(let units, _, let bias):
-            return LayerSummary(outputShape: [units], parameters: count * units + (bias ? units : 0), flops: 2 * count * units)
+            return summary([units], Checked.sum(Checked.product(count, units), bias ? units : 0), Checked.product(2, count, units))
         case .dropout, .activation:
             return LayerSummary(outputShape: input, parameters: 0, flops: 0)
         case .conv2d(let filters, let kernel, let stride, let padding, let groups, let bias, _):
@@ -71,11 +95,12 @@ extension ModelSpec {
             let oh = spatial(h, kernel: kernel.height, stride: stride.height, pad: pad.height)
             let ow = spatial(w, kernel: kernel.width, stride: stride.width, pad: pad.width)
             guard oh >= 1, ow >= 1 else { return fail("kernel \(kernel.height)×\(kernel.width) does not fit the image") }
-            let weights = filters * (c / groups) * kernel.height * kernel.width
-            return LayerSummary(outputShape: [filters, oh, ow], parameters: weights + (bias ? filters : 0), flops: 2 * weights * oh * ow)
+            let weights = Checked.product(filters, c / groups, kernel.height, kernel.width)
+            return summary([filters, oh, ow], Checked.sum(weights, bias ? filters : 0), Checked.product(2, weights, oh, ow))
         case .depthwiseConv2d(let kernel, let stride, let padding, let multiplier, let bias, let activation):
             guard let (c, _, _) = image() else { return fail(imageHint) }
-            return summarize(.conv2d(filters: c * multiplier, kernel: kernel, stride: stride, padding: padding, groups: c, bias: bias,
+            guard let filters = Checked.product(c, multiplier) else { return fail(tooLarge) }
+            return summarize(.conv2d(filters: filters, kernel: kernel, stride: stride, padding: padding, groups: c, bias: bias,
                                      activation: activation), input: input, path: path, diagnostics: diagnostics)
         case .separableConv2d(let filters, let kernel, let stride, let padding):
             guard let (c, _, _) = image() else { return fail(imageHint) }
@@ -83,9 +108,9 @@ extension ModelSpec {
                                                     activation: .linear), input: input, path: path, diagnostics: diagnostics)
             else { return nil }
             let (oh, ow) = (depthwise.outputShape[1], depthwise.outputShape[2])
-            let pointwise = filters * c
-            return LayerSummary(outputShape: [filters, oh, ow], parameters: depthwise.parameters + 2 * c + pointwise + 2 * filters,
-                                flops: depthwise.flops + 2 * pointwise * oh * ow)
+            let pointwise = Checked.product(filters, c)
+            return summary([filters, oh, ow], Checked.sum(depthwise.parameters, 2 * c, pointwise, 2 * filters),
+                           Checked.sum(depthwise.flops, Checked.product(2, pointwise, oh, ow)))
         case .shuffleUnit(let outChannels, let groups, let stride):
             guard let (c, h, w) = image() else { return fail(imageHint) }
             let branch = stride == 1 ? outChannels : outChannels - c
@@ -98,10 +123,11 @@ extension ModelSpec {
                 return fail("needs input channels (\(c)), the bottleneck (\(bottleneck) = branch/4) and the branch (\(branch)) divisible by groups \(groups)")
             }
             let oh = spatial(h, kernel: 3, stride: stride, pad: 1), ow = spatial(w, kernel: 3, stride: stride, pad: 1)
+            // Channels are at most 10⁶ (the spec's bound) and c ≤ 2³¹: each product of two fits.
             let first = bottleneck * (c / groups), depthwise = bottleneck * 9, last = branch * (bottleneck / groups)
-            return LayerSummary(outputShape: [outChannels, oh, ow],
-                                parameters: first + 2 * bottleneck + depthwise + 2 * bottleneck + last + 2 * branch,
-                                flops: 2 * first * h * w + 2 * (depthwise + last) * oh * ow)
+            return summary([outChannels, oh, ow],
+                           Checked.sum(first, 2 * bottleneck, depthwise, 2 * bottleneck, last, 2 * branch),
+                           Checked.sum(Checked.product(2, first, h, w), Checked.product(2, depthwise + last, oh, ow)))
         case .channelShuffle(let groups):
             guard let (c, _, _) = image() else { return fail(imageHint) }
             guard c % groups == 0 else { return fail("needs the channels (\(c)) divisible by groups \(groups)") }
@@ -111,7 +137,7 @@ extension ModelSpec {
             let oh = spatial(h, kernel: kernel.height, stride: stride.height, pad: 0)
             let ow = spatial(w, kernel: kernel.width, stride: stride.width, pad: 0)
             guard oh >= 1, ow >= 1 else { return fail("kernel \(kernel.height)×\(kernel.width) does not fit the image") }
-            return LayerSummary(outputShape: [c, oh, ow], parameters: 0, flops: 0)
+            return summary([c, oh, ow], 0, 0)
         case .globalAvgPool2d:
             guard let (c, _, _) = image() else { return fail(imageHint) }
             return LayerSummary(outputShape: [c], parameters: 0, flops: 0)
@@ -123,25 +149,60 @@ extension ModelSpec {
         case .flatten:
             return LayerSummary(outputShape: [count], parameters: 0, flops: 0)
         case .reshape(let shape):
-            guard shape.reduce(1, *) == count else { return fail("to \(shape) needs \(shape.reduce(1, *)) values, the input has \(count)") }
+            guard let values = Checked.product(shape), values == count else {
+                return fail("to \(shape) needs \(Checked.product(shape).map(String.init) ?? "too many") values, the input has \(count)")
+            }
             return LayerSummary(outputShape: shape, parameters: 0, flops: 0)
         case .embedding(let vocabulary, let dim):
             guard input.count == 1 else { return fail("takes a sequence of token indices [T]") }
-            return LayerSummary(outputShape: [input[0], dim], parameters: vocabulary * dim, flops: 0)
+            return summary([input[0], dim], Checked.product(vocabulary, dim), 0)
         case .lstm(let hidden, let sequences), .gru(let hidden, let sequences):
             guard input.count == 2 else { return fail("takes sequences [time steps, features]; set model.input_shape, e.g. [32, 16]") }
             let gates = layer.typeName == "lstm" ? 4 : 3
             let (steps, features) = (input[0], input[1])
-            return LayerSummary(outputShape: sequences ? [steps, hidden] : [hidden],
-                                parameters: gates * hidden * (features + hidden) + 2 * gates * hidden,
-                                flops: 2 * steps * gates * hidden * (features + hidden))
+            return summary(sequences ? [steps, hidden] : [hidden],
+                           Checked.sum(Checked.product(gates, hidden, features + hidden), 2 * gates * hidden),
+                           Checked.product(2, steps, gates, hidden, features + hidden))
         case .residual(let layers):
             guard let inner = summarize(layers, inputShape: input, path: "\(path).layers", diagnostics: diagnostics) else { return nil }
             guard inner.last?.outputShape == input else {
                 return fail("adds its branch to its input, so the branch must keep the shape; it ends with \(inner.last?.outputShape ?? [])")
             }
-            return LayerSummary(outputShape: input, parameters: inner.reduce(0) { $0 + $1.parameters },
-                                flops: inner.reduce(count) { $0 + $1.flops })
+            return summary(input, Checked.sum(inner.map(\.parameters)), Checked.sum([count] + inner.map(\.flops)))
         }
     }
+}
+
+/// Arithmetic on sizes that come from requests: nil where the exact result does not fit an Int,
+/// instead of a trap. A nil operand (an earlier overflow) gives nil.
+public enum Checked {
+    public static func product(_ factors: Int?...) -> Int? { product(factors) }
+
+    public static func product(_ factors: [Int?]) -> Int? {
+        var result = 1
+        for factor in factors {
+            guard let factor else { return nil }
+            let (next, overflow) = result.multipliedReportingOverflow(by: factor)
+            if overflow { return nil }
+            result = next
+        }
+        return result
+    }
+
+    public static func product(_ factors: [Int]) -> Int? { product(factors.map(Optional.some)) }
+
+    public static func sum(_ terms: Int?...) -> Int? { sum(terms) }
+
+    public static func sum(_ terms: [Int?]) -> Int? {
+        var result = 0
+        for term in terms {
+            guard let term else { return nil }
+            let (next, overflow) = result.addingReportingOverflow(term)
+            if overflow { return nil }
+            result = next
+        }
+        return result
+    }
+
+    public static func sum(_ terms: [Int]) -> Int? { sum(terms.map(Optional.some)) }
 }

@@ -131,7 +131,7 @@ extension ModelSpec {
                                        allowedKeys: ["input_shape", "layers", "preset", "width_multiplier", "groups", "classes"])
         else { return nil }
         var inputShape: [Int]? = nil
-        if let shape = model.intArray("input_shape") {
+        if let shape = model.intArray("input_shape", range: 0...Int.max, maxCount: 16) {
             if shape.isEmpty || shape.count > 4 || shape.contains(where: { $0 < 1 }) {
                 model.report("input_shape", "must be a list of 1 to 4 positive sizes, got \(shape)")
             } else if !ModelSpec.isSampleSized(shape) {
@@ -185,7 +185,7 @@ extension ModelSpec {
         }
         func size(_ key: String, default defaultValue: Int) -> Size2D {
             guard let value = layer.fields[key], value != .null else { return .square(defaultValue) }
-            if case .array = value, let pair = layer.intArray(key) {
+            if case .array = value, let pair = layer.intArray(key, range: 1...1024, maxCount: 16) {
                 guard pair.count == 2, pair.allSatisfy({ $0 >= 1 }) else {
                     layer.report(key, "must be a positive integer or [height, width], got \(pair)")
                     return .square(defaultValue)
@@ -202,7 +202,7 @@ extension ModelSpec {
             case .number:
                 return .explicit(.square(layer.int("padding", default: 0, range: 0...1024)))
             case .array:
-                if let pair = layer.intArray("padding"), pair.count == 2, pair.allSatisfy({ $0 >= 0 }) {
+                if let pair = layer.intArray("padding", range: 0...1024, maxCount: 16), pair.count == 2, pair.allSatisfy({ $0 >= 0 }) {
                     return .explicit(Size2D(pair[0], pair[1]))
                 }
             default: break
@@ -246,7 +246,7 @@ extension ModelSpec {
         case "flatten": return .flatten
         case "reshape":
             if !layer.has("shape") { layer.report("shape", "is required: the per-sample shape, e.g. [1, 8, 8]") }
-            let shape = layer.intArray("shape") ?? [1]
+            let shape = layer.intArray("shape", range: 0...Int.max, maxCount: 16) ?? [1]
             if shape.isEmpty || shape.contains(where: { $0 < 1 }) { layer.report("shape", "must be a list of positive sizes, got \(shape)") }
             else if !ModelSpec.isSampleSized(shape) { layer.report("shape", "must hold at most \(ModelSpec.maxSampleValues) values per sample, got \(shape)") }
             return .reshape(shape: shape)

@@ -49,21 +49,23 @@ public struct ObjectReader {
 
     public func report(_ key: String, _ message: String) { diagnostics.report(childPath(key), message) }
 
-    public func int(_ key: String, default defaultValue: Int, range: ClosedRange<Int>? = nil) -> Int {
+    /// An integer within `range`: every integer field names its range where it is read, so no value
+    /// from a request reaches size arithmetic unbounded.
+    public func int(_ key: String, default defaultValue: Int, range: ClosedRange<Int>) -> Int {
         guard let value = fields[key], value != .null else { return defaultValue }
         guard case .number(let number) = value, number.rounded() == number, abs(number) < 1e15 else {
             report(key, "must be an integer, got \(describe(value))")
             return defaultValue
         }
         let integer = Int(number)
-        if let range, !range.contains(integer) {
+        if !range.contains(integer) {
             report(key, "must be \(describe(range)), got \(integer)")
             return defaultValue
         }
         return integer
     }
 
-    public func optionalInt(_ key: String, range: ClosedRange<Int>? = nil) -> Int? {
+    public func optionalInt(_ key: String, range: ClosedRange<Int>) -> Int? {
         has(key) ? int(key, default: 0, range: range) : nil
     }
 
@@ -131,12 +133,21 @@ public struct ObjectReader {
         return items
     }
 
-    public func intArray(_ key: String) -> [Int]? {
+    /// Integers, each within `range` (reported at its own index), and at most `maxCount` of them.
+    public func intArray(_ key: String, range: ClosedRange<Int>, maxCount: Int = 10_000) -> [Int]? {
         guard let items = array(key) else { return nil }
+        guard items.count <= maxCount else {
+            report(key, "must hold at most \(maxCount) entries, got \(items.count)")
+            return nil
+        }
         var result: [Int] = []
         for (index, item) in items.enumerated() {
             guard case .number(let number) = item, number.rounded() == number, abs(number) < 1e15 else {
                 diagnostics.report("\(childPath(key))[\(index)]", "must be an integer, got \(describe(item))")
+                return nil
+            }
+            guard range.contains(Int(number)) else {
+                diagnostics.report("\(childPath(key))[\(index)]", "must be \(describe(range)), got \(Int(number))")
                 return nil
             }
             result.append(Int(number))
@@ -144,8 +155,12 @@ public struct ObjectReader {
         return result
     }
 
-    public func doubleArray(_ key: String) -> [Double]? {
+    public func doubleArray(_ key: String, maxCount: Int = 10_000) -> [Double]? {
         guard let items = array(key) else { return nil }
+        guard items.count <= maxCount else {
+            report(key, "must hold at most \(maxCount) entries, got \(items.count)")
+            return nil
+        }
         var result: [Double] = []
         for (index, item) in items.enumerated() {
             guard case .number(let number) = item, number.isFinite else {

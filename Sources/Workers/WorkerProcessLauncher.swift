@@ -4,14 +4,30 @@ import Glibc
 #endif
 import JobStore
 import Logging
+import Tensors
 import NeuralNetwork
 import Training
 
-/// How the server starts the ranks of `distributed.processes` jobs.
-public struct MPIConfiguration: Sendable {
+/// Where a job trains: in a thread of the server, or in a `descent worker` child process of its own.
+public enum JobIsolation: String, Sendable, CaseIterable {
+    /// A thread of the server's process (tests with an in-memory database; a crash takes the server down).
+    case thread
+    /// A child process per job (`descent serve`'s default): a crash, a memory blow-up or a hang is that job's failure.
+    case process
+}
+
+/// How the server starts the processes that train jobs: one `descent worker` per job (`JobIsolation.process`),
+/// and the ranks of `distributed.processes` jobs under mpirun.
+public struct WorkerProcessConfiguration: Sendable {
+    public var isolation: JobIsolation = .thread
+    /// The most memory (address space, bytes) one job's worker process may take (`--job-memory-limit`); nil: no limit.
+    public var memoryLimit: Int?
+    /// Seconds a job's worker process may go without finishing an epoch (or, before the first, since it
+    /// started) before it is presumed hung, killed and the attempt failed (`--job-stall-timeout`).
+    public var jobStallTimeout: Double = 600
     /// The mpirun to run (looked up on PATH): Debian's openmpi-bin.
     public var mpirun = "mpirun"
-    /// The `descent` executable the ranks run (`descent worker`); nil: this process's own executable.
+    /// The `descent` executable the workers and ranks run (`descent worker`); nil: this process's own executable.
     public var workerExecutable: String?
     /// The database the ranks open: a SQLite file or a fleet's `postgres://` URL (handed to mpirun in
     /// the environment, `DESCENT_DATABASE`, so its password shows in no command line or log). Nil: an
@@ -25,8 +41,12 @@ public struct MPIConfiguration: Sendable {
     /// Seconds between SIGTERM and SIGKILL when mpirun must go.
     public var killGrace: Double = 5
 
-    public init(mpirun: String = "mpirun", workerExecutable: String? = nil, databasePath: String? = nil, nodeId: String? = nil,
+    public init(isolation: JobIsolation = .thread, memoryLimit: Int? = nil, jobStallTimeout: Double = 600,
+                mpirun: String = "mpirun", workerExecutable: String? = nil, databasePath: String? = nil, nodeId: String? = nil,
                 stallTimeout: Double = 600) {
+        self.isolation = isolation
+        self.memoryLimit = memoryLimit
+        self.jobStallTimeout = jobStallTimeout
         self.mpirun = mpirun
         self.workerExecutable = workerExecutable
         self.databasePath = databasePath
@@ -35,24 +55,43 @@ public struct MPIConfiguration: Sendable {
     }
 }
 
-/// Trains a `distributed.processes` job as `mpirun -n N … descent worker --job ID`, from the worker
-/// thread that claimed it: rank 0 records epochs, checkpoints and the outcome in the same database, and
-/// this thread watches. It relays the ranks' epochs to the event hub, kills the process group on
-/// cancellation, shutdown or a stall, and maps how mpirun ended to the job's state: a rank that dies
-/// makes Open MPI end the whole job with a non-zero status, and the job is retried from its checkpoint
-/// while attempts remain. mpirun runs in a process group of its own, so killing it kills the local ranks too.
-struct MPIJobLauncher: Sendable {
+/// Trains a job in other processes, from the worker thread that claimed it: a `distributed.processes`
+/// job as `mpirun -n N … descent worker --job ID`, any other (with `JobIsolation.process`) as one
+/// `descent worker --job ID --single`. The worker (rank 0) records epochs, checkpoints and the outcome in
+/// the same database, and this thread watches: it relays the epochs to the event hub, kills the process
+/// group on cancellation, shutdown or a stall, and maps how the process ended to the job's state. A
+/// worker that dies (a signal, its memory limit) fails that attempt, retried from the checkpoint while
+/// attempts remain, and a job whose worker dies the same way twice in a row is failed as `crashed`:
+/// a poison job must not loop. The group is its own, so killing it kills the ranks too.
+struct WorkerProcessLauncher: Sendable {
     /// The environment variable that carries a PostgreSQL URL to `descent worker`.
     static let databaseVariable = DistributedWorker.databaseVariable
 
-    let configuration: MPIConfiguration
+    let configuration: WorkerProcessConfiguration
     let dataDirectory: URL
     let jobs: any JobRepository
     let events: JobEventHub
     let logger: Logger
 
+    /// How each job's last crashed attempt died ("signal 11"), to fail the next identical one as a poison job.
+    /// In memory: after a server restart a job gets its crash-retry again, within `max_attempts`.
+    let crashes = CrashLedger()
+
     func isDistributed(_ job: JobRecord) -> Bool {
         (try? JobSpec.parse(Data(job.spec.utf8)))?.distributed?.processes != nil
+    }
+
+    /// Whether this launcher trains `job`: MPI jobs always, every job with process isolation.
+    func launches(_ job: JobRecord) -> Bool { configuration.isolation == .process || isDistributed(job) }
+
+    /// `descent worker --single` for a job trained by one process.
+    func singleWorkerArguments(for job: JobRecord, databasePath: String, executable: String) -> [String] {
+        var arguments = [executable, "worker", "--single", "--job", job.id, "--data-dir", dataDirectory.path]
+        if !PostgresStore.isPostgresURL(databasePath) { arguments += ["--database", databasePath] }
+        if let nodeId = configuration.nodeId { arguments += ["--node-id", nodeId] }
+        if let limit = configuration.memoryLimit { arguments += ["--memory-limit", "\(limit)"] }
+        arguments += ["--blas-threads", "\(BLAS.threadCount)"]
+        return arguments
     }
 
     /// The command line, mpirun's options first.
@@ -79,39 +118,62 @@ struct MPIJobLauncher: Sendable {
         var logger = logger
         logger[metadataKey: "job"] = "\(job.id)"
         events.publish(.status(jobId: job.id, status: .running))
-        if job.attempt > job.maxAttempts {
+        if job.countedAttempts > job.maxAttempts {
             runner.finish(job, .failed, code: "too_many_attempts",
-                          message: "the job was interrupted \(job.attempt - 1) times (max_attempts \(job.maxAttempts))")
+                          message: "the job was interrupted \(job.countedAttempts - 1) times (max_attempts \(job.maxAttempts))")
             return
         }
-        guard let distributed = (try? JobSpec.parse(Data(job.spec.utf8)))?.distributed else { return }
+        let spec = try? JobSpec.parse(Data(job.spec.utf8))
+        let distributed = spec?.distributed.flatMap { $0.processes == nil ? nil : $0 }
         guard let databasePath = configuration.databasePath else {
             runner.finish(job, .failed, code: "invalid_spec",
-                          message: "distributed.processes: this server keeps its database in memory, which MPI ranks cannot open")
+                          message: distributed != nil ? "distributed.processes: this server keeps its database in memory, which MPI ranks cannot open"
+                              : "this server keeps its database in memory, which a job's worker process cannot open; use --isolation thread")
             return
         }
         let executable = configuration.workerExecutable ?? (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
             ?? CommandLine.arguments[0]
         let logs = dataDirectory.appendingPathComponent("logs", isDirectory: true)
         try? FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
-        let logFile = logs.appendingPathComponent("\(job.id).attempt\(job.attempt).mpirun.log")
-        let arguments = arguments(for: job, distributed: distributed, databasePath: databasePath, executable: executable)
-        logger.info("training job on \(distributed.processes ?? 1) MPI processes (attempt \(job.attempt)): \(arguments.joined(separator: " "))")
-        events.publish(.log(jobId: job.id, message: "starting \(distributed.processes ?? 1) MPI processes (attempt \(job.attempt))"))
+        let logFile = logs.appendingPathComponent("\(job.id).attempt\(job.attempt).\(distributed == nil ? "worker" : "mpirun").log")
+        let arguments: [String]
+        if let distributed {
+            arguments = self.arguments(for: job, distributed: distributed, databasePath: databasePath, executable: executable)
+            logger.info("training job on \(distributed.processes ?? 1) MPI processes (attempt \(job.attempt)): \(arguments.joined(separator: " "))")
+            events.publish(.log(jobId: job.id, message: "starting \(distributed.processes ?? 1) MPI processes (attempt \(job.attempt))"))
+        } else {
+            arguments = singleWorkerArguments(for: job, databasePath: databasePath, executable: executable)
+            logger.info("training job in a worker process (attempt \(job.attempt)): \(arguments.joined(separator: " "))")
+        }
+        let stallTimeout = distributed == nil ? configuration.jobStallTimeout : configuration.stallTimeout
 
         let process: ProcessGroup
         let environment = PostgresStore.isPostgresURL(databasePath) ? [Self.databaseVariable: databasePath] : [:]
         do { process = try ProcessGroup.spawn(arguments, environment: environment, output: logFile.path) } catch {
-            // Not transient: a retry would meet the same missing mpirun.
-            runner.finish(job, .failed, code: "mpi_unavailable",
-                          message: "could not start \(configuration.mpirun) (Open MPI's openmpi-bin: make serve installs it): \(error)")
+            // Not transient: a retry would meet the same missing program.
+            if distributed != nil {
+                runner.finish(job, .failed, code: "mpi_unavailable",
+                              message: "could not start \(configuration.mpirun) (Open MPI's openmpi-bin: make serve installs it): \(error)")
+            } else {
+                runner.finish(job, .failed, code: "worker_unavailable", message: "could not start the worker process \(executable): \(error)")
+            }
             return
         }
         var relayed = (try? jobs.metrics(jobId: job.id).count) ?? 0
+        // The workers' log lines join the server's own (standard error) as they are written.
+        let workerLog = FileHandle(forReadingAtPath: logFile.path)
+        try? workerLog?.seekToEnd()
+        func relayLog() {
+            if let data = try? workerLog?.readToEnd(), !data.isEmpty { FileHandle.standardError.write(data) }
+        }
+        defer {
+            relayLog()
+            try? workerLog?.close()
+        }
         var lastProgress = Date()
         var lastPoll = Date.distantPast
         var ending: Ending = .exited
-        let epochs = (try? JobSpec.parse(Data(job.spec.utf8)))?.plannedEpochs ?? 1
+        let epochs = spec?.plannedEpochs ?? 1
         while process.poll() == nil {
             if let reason = stopCheck() {
                 ending = reason == .cancelled ? .cancelled : .shutdown
@@ -126,23 +188,25 @@ struct MPIJobLauncher: Sendable {
                     relayed = rows.count
                     lastProgress = Date()
                 }
-                if Date().timeIntervalSince(lastProgress) > configuration.stallTimeout { ending = .stalled }
+                if Date().timeIntervalSince(lastProgress) > stallTimeout { ending = .stalled }
             }
             if ending != .exited {
                 process.terminate(grace: configuration.killGrace)
                 break
             }
+            relayLog()
             Thread.sleep(forTimeInterval: 0.05)
         }
         let status = process.wait()
         let record = try? jobs.job(id: job.id)
         if let record, [.succeeded, .failed, .cancelled].contains(record.status) {
+            crashes.forget(job.id)
             // Rank 0 finished the job.
             if let rows = try? jobs.metrics(jobId: job.id) {
                 for row in rows.dropFirst(min(relayed, rows.count)) { events.publish(.epoch(jobId: job.id, metrics: row.epochMetrics, epochs: epochs)) }
             }
             events.publish(.done(jobId: job.id, status: record.status))
-            logger.info("MPI job ended \(record.status) (mpirun: \(status))")
+            logger.info("job ended \(record.status) (\(distributed == nil ? "worker" : "mpirun"): \(status))")
             return
         }
         if record?.status == .queued {  // rank 0 put it back (a storage failure): the pool claims it again
@@ -154,19 +218,50 @@ struct MPIJobLauncher: Sendable {
             runner.finish(job, .cancelled, code: nil, message: nil)
         case .shutdown:
             do {
-                try jobs.requeueJob(id: job.id)
+                try jobs.requeueJob(id: job.id, countingAttempt: false)
                 events.publish(.status(jobId: job.id, status: .queued))
             } catch {
                 runner.finish(job, .failed, code: "internal_error", message: String(describing: error))
             }
-        case .stalled:
+        case .stalled where distributed != nil:
             runner.retryOrFail(job, code: "distributed_stalled",
-                               message: "no epoch from the MPI processes in \(Int(configuration.stallTimeout)) s; they were stopped", logger: logger)
-        case .exited:
+                               message: "no epoch from the MPI processes in \(Int(stallTimeout)) s; they were stopped", logger: logger)
+        case .stalled:
+            runner.retryOrFail(job, code: "stalled",
+                               message: "the job's worker finished no epoch in \(Int(stallTimeout)) s (--job-stall-timeout); it was stopped", logger: logger)
+        case .exited where distributed != nil:
             let tail = Self.lastLines(of: logFile, count: 6)
             runner.retryOrFail(job, code: "distributed_process_failed",
                                message: "an MPI process ended the job (mpirun \(status))\(tail.isEmpty ? "" : ": \(tail)")", logger: logger)
+        case .exited:
+            workerDied(job, status: status, logFile: logFile, runner: runner, logger: logger)
         }
+    }
+
+    /// A single worker that ended without recording an outcome: killed by a signal (a crash, the kernel's
+    /// OOM killer, an operator) or out of its memory limit. Retried while attempts remain, unless its
+    /// previous attempt died the same way: then the job is failed as `crashed` at once.
+    private func workerDied(_ job: JobRecord, status: ProcessGroup.Termination, logFile: URL, runner: JobRunner, logger: Logger) {
+        let tail = Self.lastLines(of: logFile, count: 6)
+        let memory = configuration.memoryLimit.map { " (memory limit \($0 / (1 << 20)) MiB, --job-memory-limit)" } ?? ""
+        let outOfMemory = Self.ranOutOfMemory(tail)
+        let how = outOfMemory ? "ran out of its memory limit\(memory), \(status)" : "died, \(status)\(memory)"
+        let message = "the job's worker process \(how)\(tail.isEmpty ? "" : "; its last lines: \(tail)")"
+        let signature = outOfMemory ? "memory" : "\(status)"
+        if crashes.record(job.id, signature) {
+            crashes.forget(job.id)
+            runner.finish(job, .failed, code: "crashed",
+                          message: "\(message). The previous attempt died the same way, so the job is not retried: it would only crash again")
+            return
+        }
+        runner.retryOrFail(job, code: outOfMemory ? "out_of_memory" : "worker_crashed", message: message, logger: logger)
+    }
+
+    /// Whether a worker's last lines say an allocation failed (Swift's runtime, glibc, OpenBLAS).
+    static func ranOutOfMemory(_ text: String) -> Bool {
+        let lowered = text.lowercased()
+        return ["could not allocate", "cannot allocate", "out of memory", "memory allocation failed", "std::bad_alloc"]
+            .contains { lowered.contains($0) }
     }
 
     private enum Ending { case exited, cancelled, shutdown, stalled }
@@ -176,6 +271,22 @@ struct MPIJobLauncher: Sendable {
         guard let data = try? Data(contentsOf: file), let text = String(data: data.suffix(4096), encoding: .utf8) else { return "" }
         return text.split(separator: "\n").filter { !$0.allSatisfy { $0 == "-" || $0 == " " } }.suffix(count).joined(separator: " | ")
     }
+}
+
+/// Each job's last crash signature, in memory: two identical ones in a row make a poison job.
+final class CrashLedger: @unchecked Sendable {
+    private let lock = NSLock()
+    private var last: [String: String] = [:]
+
+    /// Records how `jobId`'s attempt died; true if the previous attempt died the same way.
+    func record(_ jobId: String, _ signature: String) -> Bool {
+        lock.withLock {
+            defer { last[jobId] = signature }
+            return last[jobId] == signature
+        }
+    }
+
+    func forget(_ jobId: String) { _ = lock.withLock { last.removeValue(forKey: jobId) } }
 }
 
 /// A child process in a process group of its own (posix_spawn with POSIX_SPAWN_SETPGROUP), output to a file.
@@ -209,6 +320,11 @@ final class ProcessGroup: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of the server's: not its listening socket (a worker outliving a killed server would
+        // keep the port), not its database handles, not the pipes its own parent watches it by.
+        // (glibc's addclosefrom_np is not visible to Swift; a close of an fd closed meanwhile is ignored.)
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap { Int32($0) } ?? []
+        for descriptor in open where descriptor > 2 { posix_spawn_file_actions_addclose(&actions, descriptor) }
         var environment = ProcessInfo.processInfo.environment
         // mpirun refuses root without these (containers run as root).
         environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
@@ -236,14 +352,29 @@ final class ProcessGroup: @unchecked Sendable {
         return nil
     }
 
-    /// Waits for the end; describes it as "exit status N" or "killed by signal N".
+    /// How a process ended.
+    enum Termination: Equatable, CustomStringConvertible {
+        case exited(Int32)
+        case signaled(Int32)
+        case unknown
+
+        var description: String {
+            switch self {
+            case .exited(let code): "exit status \(code)"
+            case .signaled(let signal): "killed by signal \(signal) (\(String(cString: strsignal(signal))))"
+            case .unknown: "status unknown"
+            }
+        }
+    }
+
+    /// Waits for the end.
     @discardableResult
-    func wait() -> String {
+    func wait() -> Termination {
         while poll() == nil { usleep(20_000) }
         let raw = status ?? -1
-        if raw < 0 { return "status unknown" }
+        if raw < 0 { return .unknown }
         let signal = raw & 0x7f
-        return signal == 0 ? "exit status \((raw >> 8) & 0xff)" : "killed by signal \(signal)"
+        return signal == 0 ? .exited((raw >> 8) & 0xff) : .signaled(signal)
     }
 
     /// SIGTERM to the group (mpirun passes it on to its ranks), SIGKILL to the group after `grace` seconds.
