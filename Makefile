@@ -14,7 +14,11 @@ WORKERS ?= 1
 # OpenBLAS kernels: inherit (OPENBLAS_CORETYPE if set, else detected), auto (detected) or a name; see README.
 BLAS_CORE ?= inherit
 
-.PHONY: deps test-deps install-packages build serve test bench clean
+# Fuzzing: FUZZ_SECONDS per target (libFuzzer in the toolchain; see README, Reliability).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := csv npy idx gzip json spec
+
+.PHONY: deps test-deps install-packages build serve test bench clean fuzz
 
 deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(SYSTEM_PACKAGES)"
@@ -39,10 +43,26 @@ serve: build
 
 test: test-deps
 	swift test
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(if $(CI),20,10)
+
+# Each target in turn for FUZZ_SECONDS, from the committed corpus (new inputs go to .build-fuzz/corpus, not the
+# repository); a crash, a leak report, a timeout or an input over the memory limit fails the run and leaves
+# the input in .build-fuzz/crashes/.
+fuzz: deps
+	swift build --product descent-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING -Xswiftc -parse-as-library
+	@rm -rf .build-fuzz/crashes && mkdir -p .build-fuzz/crashes
+	@set -e; for target in $(FUZZ_TARGETS); do \
+	  mkdir -p .build-fuzz/corpus/$$target; \
+	  echo "fuzzing $$target for $(FUZZ_SECONDS) s"; \
+	  DESCENT_FUZZ_TARGET=$$target .build-fuzz/debug/descent-fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	    -max_len=262144 -print_final_stats=1 -artifact_prefix=.build-fuzz/crashes/$$target- \
+	    .build-fuzz/corpus/$$target Fuzz/corpus/$$target 2>&1 | grep -E "^(stat::number_of_executed_units|stat::new_units_added|==|SUMMARY|INFO: Running|Done)" || true; \
+	  test -z "$$(ls .build-fuzz/crashes | grep "^$$target-")" || { echo "fuzz: $$target crashed on .build-fuzz/crashes/$$(ls .build-fuzz/crashes | grep "^$$target-" | head -1)"; exit 1; }; \
+	done
 
 # TORCH=/path/to/python (with torch installed) adds PyTorch's figures and the ratios; BLAS_CORE=auto the detected kernels.
 bench: build
 	.build/release/descent bench all --blas-core $(BLAS_CORE) $(if $(TORCH),--torch $(TORCH),)
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz

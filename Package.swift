@@ -106,6 +106,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // libFuzzer targets for what the server parses (`make fuzz` builds it with -sanitize=fuzzer -DFUZZING);
+        // built plainly, it replays the committed corpora (the tests run it).
+        .executableTarget(name: "descent-fuzz", dependencies: ["Datasets", "NeuralNetwork", "Training"], path: "Fuzz/Sources"),
         // Reads shared/reference/ (or DESCENT_REFERENCE_DIR) for the engine's tests.
         .target(name: "ReferenceFixtures", path: "Tests/ReferenceFixtures"),
         .testTarget(name: "TensorsTests", dependencies: ["Tensors"]),

@@ -54,7 +54,7 @@ export OMPI_MCA_btl_tcp_if_include=10.77.0.0/24 OMPI_MCA_oob_tcp_if_include=10.7
 export OMPI_MCA_plm_rsh_args="-o StrictHostKeyChecking=no -o BatchMode=yes"
 mkdir -p "$work/data"
 "$descent" serve --port $port --data-dir "$work/data" --database "postgres://postgres@10.77.0.1:$pgport/descent" \
-    --node-id vm > "$work/server.log" 2>&1 &
+    --node-id vm --mpi-hosts 10.77.0.1:1,10.77.0.2:1 > "$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 50); do curl -sf localhost:$port/healthz >/dev/null && break; sleep 0.2; done
 

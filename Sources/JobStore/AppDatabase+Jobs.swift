@@ -103,6 +103,12 @@ extension AppDatabase: JobRepository {
         }
     }
 
+    public func metrics(jobId: String, afterEpoch: Int) throws -> [MetricsRow] {
+        try writer.read { db in
+            try MetricsRow.filter(Column("job_id") == jobId && Column("epoch") > afterEpoch).order(Column("epoch")).fetchAll(db)
+        }
+    }
+
     public func finishJob(
         id: String, status: JobStatus, errorCode: String?, errorMessage: String?,
         result: String?, bestEpoch: Int?, stoppedEarly: Bool

@@ -111,6 +111,10 @@ extension PostgresStore: JobRepository {
         try query("SELECT * FROM metrics WHERE job_id = \(jobId) ORDER BY epoch").map(MetricsRow.init)
     }
 
+    public func metrics(jobId: String, afterEpoch: Int) throws -> [MetricsRow] {
+        try query("SELECT * FROM metrics WHERE job_id = \(jobId) AND epoch > \(afterEpoch) ORDER BY epoch").map(MetricsRow.init)
+    }
+
     public func finishJob(
         id: String, status: JobStatus, errorCode: String?, errorMessage: String?,
         result: String?, bestEpoch: Int?, stoppedEarly: Bool

@@ -31,6 +31,8 @@ public protocol JobRepository: Sendable {
     func rewindJob(id: String, toEpoch epoch: Int) throws
     /// Ordered by epoch.
     func metrics(jobId: String) throws -> [MetricsRow]
+    /// The rows after epoch `afterEpoch`, in order: what a follower of a running job has not seen yet.
+    func metrics(jobId: String, afterEpoch: Int) throws -> [MetricsRow]
     /// Marks a running job finished (`succeeded`, `failed` or `cancelled`).
     func finishJob(
         id: String, status: JobStatus, errorCode: String?, errorMessage: String?,

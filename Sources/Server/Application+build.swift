@@ -35,7 +35,7 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     }
     let metrics = ServerMetrics(jobs: stores.jobs, events: events, databasePath: stores.databasePath)
     WebhookNotifier(jobs: stores.jobs, deliveries: stores.deliveries, logger: logger, retryDelays: configuration.webhookRetryDelays,
-                    timeout: configuration.webhookTimeout)
+                    timeout: configuration.webhookTimeout, allowsPrivateTargets: configuration.webhookAllowsPrivateTargets)
         .attach(to: events)
     let pool = WorkerPool(
         configuration: WorkerConfiguration(workerCount: configuration.workerCount, blasThreads: configuration.blasThreads,
@@ -72,7 +72,8 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     let specBody = JSONBodyLimits(maxBytes: min(configuration.maxSpecBytes, configuration.maxJSONBytes), maxDepth: configuration.maxJSONDepth,
                                   timeout: configuration.bodyTimeout, what: "the JSON body (--max-spec-bytes)")
     let otherJSONBody = JSONBodyLimits(maxBytes: configuration.maxJSONBytes, maxDepth: configuration.maxJSONDepth, timeout: configuration.bodyTimeout)
-    let jobLimits = JobLimits(maxEpochSamples: configuration.maxEpochSamples, maxModelParameters: configuration.maxModelParameters)
+    let jobLimits = JobLimits(maxEpochSamples: configuration.maxEpochSamples, maxModelParameters: configuration.maxModelParameters,
+                              maxMPIProcesses: configuration.maxMPIProcesses, mpiHosts: configuration.mpiHosts)
     DatasetController(datasets: stores.datasets, folder: folder, maxUploadBytes: configuration.maxUploadBytes,
                       quota: DatasetQuota(maxDatasets: configuration.maxDatasetsPerTenant, maxBytes: configuration.maxDatasetBytesPerTenant),
                       logger: logger)

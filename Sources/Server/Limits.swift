@@ -10,6 +10,12 @@ struct JobLimits: Sendable {
     var maxEpochSamples: Int
     /// Trainable parameters (`--max-model-parameters`).
     var maxModelParameters: Int
+    /// MPI ranks of one job (`--max-mpi-processes`).
+    var maxMPIProcesses: Int = 16
+    /// The hosts a job's `distributed.hosts` may name, with their most slots (`--mpi-hosts`): placement is
+    /// the operator's, since mpirun reaches them over ssh with the server's own identity. Empty: the
+    /// server's own machine only.
+    var mpiHosts: [DistributedSpec.Host] = []
 
     /// Every limit the resolved spec exceeds, as spec issues.
     func problems(of spec: JobSpec, rows: Int) -> [SpecIssue] {
@@ -22,6 +28,23 @@ struct JobLimits: Sendable {
         if overflow || samples > maxEpochSamples {
             let count = overflow ? "more than \(Int.max)" : "\(samples)"
             issues.append(SpecIssue(path: "training.epochs", message: "\(epochs) epochs × \(trainingRows) training rows = \(count) samples, above the limit of \(maxEpochSamples) (--max-epoch-samples); train fewer epochs or on less data"))
+        }
+        if let distributed = spec.distributed, let processes = distributed.processes {
+            if processes > maxMPIProcesses {
+                issues.append(SpecIssue(path: "distributed.processes", message: "asks for \(processes) MPI processes, above the limit of \(maxMPIProcesses) (--max-mpi-processes)"))
+            }
+            let allowed = Dictionary(mpiHosts.map { ($0.name.lowercased(), $0.slots) }, uniquingKeysWith: max)
+            for (index, host) in distributed.hosts.enumerated() {
+                guard let slots = allowed[host.name.lowercased()] else {
+                    let list = mpiHosts.isEmpty ? "this server's operator allows none (--mpi-hosts): its ranks run on its own machine; leave hosts empty"
+                        : "this server's operator allows \(mpiHosts.map(\.text).joined(separator: ", ")) (--mpi-hosts)"
+                    issues.append(SpecIssue(path: "distributed.hosts[\(index)]", message: "\(host.name) is not a host this server may start ranks on; \(list)"))
+                    continue
+                }
+                if host.slots > slots {
+                    issues.append(SpecIssue(path: "distributed.hosts[\(index)]", message: "asks for \(host.slots) slots on \(host.name), which offers \(slots) (--mpi-hosts)"))
+                }
+            }
         }
         if let parameters = spec.size?.parameters, parameters > maxModelParameters {
             issues.append(SpecIssue(path: "model", message: "has \(parameters) trainable parameters, above the limit of \(maxModelParameters) (--max-model-parameters)"))

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 #endif
 import Logging
+import Training
 import Workers
 
 /// Everything `descent serve` can be told; tests build one with an in-memory database and a
@@ -26,6 +27,8 @@ public struct ServerConfiguration: Sendable {
     public var workerCount = 1
     /// Waits before each retry of a failed webhook delivery (their count is the number of retries).
     public var webhookRetryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30), .seconds(120)]
+    /// Whether webhooks may go to loopback, private and link-local addresses (`--webhook-allow-private`).
+    public var webhookAllowsPrivateTargets = false
     /// How long one webhook delivery may take before it counts as failed.
     public var webhookTimeout: TimeInterval = 10
     public var blasThreads: Int?
@@ -63,6 +66,10 @@ public struct ServerConfiguration: Sendable {
     /// `distributed.processes` jobs: the mpirun to run, and seconds without an epoch before their ranks are presumed hung.
     public var mpirun = "mpirun"
     public var mpiStallTimeout: Double = 600
+    /// MPI ranks one job may ask for (`--max-mpi-processes`).
+    public var maxMPIProcesses = 16
+    /// The hosts (and their most slots) jobs may place MPI ranks on (`--mpi-hosts`); empty: this machine only.
+    public var mpiHosts: [DistributedSpec.Host] = []
     /// Where jobs train: `.process` (`descent serve`'s default) gives each its own `descent worker`, so a
     /// crash is that job's failure; `.thread` (in-memory tests) trains in the server's process.
     public var isolation: JobIsolation = .thread

@@ -16,6 +16,28 @@ public struct DistributedSpec: Sendable, Equatable {
         public init(name: String, slots: Int) { self.name = name; self.slots = slots }
         /// mpirun's `--host` syntax.
         public var text: String { "\(name):\(slots)" }
+
+        /// `"host"` or `"host:slots"`; the error says what is wrong. Passed to mpirun's `--host`
+        /// (comma-separated), so a name is a host name or an address and nothing else.
+        public static func parse(_ text: String) -> Result<Host, HostError> {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            let name = String(parts[0])
+            let isName = !name.isEmpty && !name.hasPrefix("-")
+                && name.unicodeScalars.allSatisfy { ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || ".-_".unicodeScalars.contains($0) }
+            guard parts.count <= 2, isName else {
+                return .failure(HostError(message: "must be \"host\" or \"host:slots\" with a host name or address, got \"\(text)\""))
+            }
+            guard parts.count == 2 else { return .success(Host(name: name, slots: 1)) }
+            guard let count = Int(parts[1]), (1...maxProcesses).contains(count) else {
+                return .failure(HostError(message: "slots must be an integer between 1 and \(maxProcesses), got \"\(parts[1])\" in \"\(text)\""))
+            }
+            return .success(Host(name: name, slots: count))
+        }
+    }
+
+    public struct HostError: Error, CustomStringConvertible {
+        public let message: String
+        public var description: String { message }
     }
 
     /// Replicas in this process; 1 trains exactly as without `distributed` (and always 1 with `processes`).
@@ -86,24 +108,10 @@ public struct DistributedSpec: Sendable, Equatable {
                 object.report(path, "must be a string \"host\" or \"host:slots\", got \(item.encodedString())")
                 continue
             }
-            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
-            let name = String(parts[0])
-            // Passed to mpirun's --host (comma-separated): a name is a host name or an address, nothing else.
-            let isName = !name.isEmpty && !name.hasPrefix("-")
-                && name.unicodeScalars.allSatisfy { ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || ".-_".unicodeScalars.contains($0) }
-            guard parts.count <= 2, isName else {
-                object.report(path, "must be \"host\" or \"host:slots\" with a host name or address, got \"\(text)\"")
-                continue
+            switch Host.parse(text) {
+            case .success(let host): hosts.append(host)
+            case .failure(let error): object.report(path, error.message)
             }
-            var slots = 1
-            if parts.count == 2 {
-                guard let count = Int(parts[1]), (1...maxProcesses).contains(count) else {
-                    object.report(path, "slots must be an integer between 1 and \(maxProcesses), got \"\(parts[1])\" in \"\(text)\"")
-                    continue
-                }
-                slots = count
-            }
-            hosts.append(Host(name: name, slots: slots))
         }
         let slots = hosts.reduce(0) { $0 + $1.slots }
         // Counted only when every entry could be read: a bad entry is reported once, at its own path.

@@ -40,6 +40,11 @@ public struct NotifySpec: Sendable, Equatable {
             object.report("url", "must be an absolute http or https URL, got \"\(text)\"")
             return nil
         }
+        if url.user != nil || url.password != nil {
+            // It would be stored with the spec, shown in every answer and logged with every delivery.
+            object.report("url", "must not carry credentials (user:password@…): the spec is shown and stored as it is; authenticate the receiver another way")
+            return nil
+        }
         var seen = Set<String>()
         return NotifySpec(url: url, events: events.filter { seen.insert($0).inserted })
     }

@@ -145,6 +145,7 @@ public struct AttemptScopedJobs: JobRepository {
         try base.rewindJob(id: id, toEpoch: epoch)
     }
     public func metrics(jobId: String) throws -> [MetricsRow] { try base.metrics(jobId: jobId) }
+    public func metrics(jobId: String, afterEpoch: Int) throws -> [MetricsRow] { try base.metrics(jobId: jobId, afterEpoch: afterEpoch) }
     public func finishJob(id: String, status: JobStatus, errorCode: String?, errorMessage: String?, result: String?, bestEpoch: Int?,
                    stoppedEarly: Bool) throws {
         try ensureCurrent(id)

@@ -11,6 +11,10 @@ import Training
 /// event to its `url` with URLSession (libcurl underneath), retrying with backoff on a network
 /// error, a 5xx, a 408 or a 429, and logs every attempt in the store.
 ///
+/// A tenant chooses the URL, so the server must not become its way into the server's own network:
+/// redirects are not followed, and a URL whose host resolves to a loopback, private, link-local,
+/// shared or multicast address is refused (`allowsPrivateTargets`, `--webhook-allow-private`, lifts that).
+///
 /// It listens to the event hub, so every way a job ends (a worker finishing it, a queued job
 /// cancelled over HTTP) notifies alike. Deliveries run in their own tasks: neither a worker
 /// thread nor the event loop ever waits for a receiver.
@@ -20,11 +24,14 @@ public final class WebhookNotifier: Sendable {
     private let session: URLSession
     private let retryDelays: [Duration]
     private let timeout: TimeInterval
+    private let allowsPrivateTargets: Bool
     private let logger: Logger
 
     /// - `retryDelays`: the wait before each retry; their count is the number of retries.
     public init(jobs: any JobRepository, deliveries: any WebhookDeliveryRepository, logger: Logger,
-                retryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30), .seconds(120)], timeout: TimeInterval = 10) {
+                retryDelays: [Duration] = [.seconds(1), .seconds(5), .seconds(30), .seconds(120)], timeout: TimeInterval = 10,
+                allowsPrivateTargets: Bool = false) {
+        self.allowsPrivateTargets = allowsPrivateTargets
         self.jobs = jobs
         self.deliveries = deliveries
         self.retryDelays = retryDelays
@@ -33,7 +40,7 @@ public final class WebhookNotifier: Sendable {
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = timeout
         configuration.httpMaximumConnectionsPerHost = 4
-        session = URLSession(configuration: configuration)
+        session = URLSession(configuration: configuration, delegate: RefusingRedirects(), delegateQueue: nil)
     }
 
     /// Starts delivering for the jobs whose end `hub` announces.
@@ -76,15 +83,24 @@ public final class WebhookNotifier: Sendable {
         let started = Date()
         var statusCode: Int?
         var failure: String?
-        do {
-            let (_, response) = try await session.data(for: request)
-            statusCode = (response as? HTTPURLResponse)?.statusCode
-        } catch {
-            failure = error.localizedDescription
+        var retry = true
+        if !allowsPrivateTargets, let refusal = WebhookTarget.refusal(of: url) {
+            failure = refusal
+            retry = false  // the address will not change by waiting
+        } else {
+            do {
+                let (_, response) = try await session.data(for: request)
+                statusCode = (response as? HTTPURLResponse)?.statusCode
+            } catch {
+                failure = error.localizedDescription
+            }
+            if let statusCode { retry = statusCode >= 500 || statusCode == 408 || statusCode == 429 }
         }
         let delivered = statusCode.map { (200..<300).contains($0) } ?? false
-        if !delivered, failure == nil { failure = "the receiver answered HTTP \(statusCode ?? 0)" }
-        let retry = statusCode.map { $0 >= 500 || $0 == 408 || $0 == 429 } ?? true
+        if !delivered, failure == nil {
+            let code = statusCode ?? 0
+            failure = (300..<400).contains(code) ? "the receiver answered HTTP \(code), a redirect, which is not followed" : "the receiver answered HTTP \(code)"
+        }
         if !delivered {
             logger.warning("webhook of \(jobId) to \(url.absoluteString) failed (attempt \(attempt)): \(failure ?? "")")
         }
@@ -110,5 +126,78 @@ public final class WebhookNotifier: Sendable {
             ],
         ]
         return Data(body.encodedString().utf8)
+    }
+}
+
+/// Answers every redirect with "no": a receiver may not send the server on to another address.
+private final class RefusingRedirects: NSObject, URLSessionTaskDelegate, @unchecked Sendable {
+    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void) {
+        completionHandler(nil)
+    }
+}
+
+/// Which webhook targets the server refuses to reach.
+public enum WebhookTarget {
+    /// Why the server will not POST to `url`, or nil: its host resolves only to public addresses.
+    /// (The resolver is asked again when connecting; a name that changes its answer in between is the
+    /// residual risk of any resolve-then-connect check.)
+    public static func refusal(of url: URL) -> String? {
+        guard let host = url.host?.trimmingCharacters(in: CharacterSet(charactersIn: "[]")), !host.isEmpty else {
+            return "the URL has no host"
+        }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var results: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, nil, &hints, &results) == 0, let first = results else {
+            return "the host \(host) does not resolve"
+        }
+        defer { freeaddrinfo(first) }
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let current = entry {
+            if let address = current.pointee.ai_addr, let reason = privateAddress(address) {
+                return "refused: \(host) resolves to \(reason); webhooks go to public addresses only (the operator's --webhook-allow-private lifts this)"
+            }
+            entry = current.pointee.ai_next
+        }
+        return nil
+    }
+
+    /// A description of `address` when it is not a public unicast address.
+    static func privateAddress(_ address: UnsafeMutablePointer<sockaddr>) -> String? {
+        switch Int32(address.pointee.sa_family) {
+        case AF_INET:
+            let raw = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) }
+            return privateIPv4(raw)
+        case AF_INET6:
+            let bytes = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                withUnsafeBytes(of: pointer.pointee.sin6_addr) { Array($0) }
+            }
+            if bytes[0..<15].allSatisfy({ $0 == 0 }) { return bytes[15] <= 1 ? "the loopback or unspecified address ::\(bytes[15])" : nil }
+            // ::ffff:a.b.c.d carries an IPv4 address.
+            if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xff, bytes[11] == 0xff {
+                return privateIPv4(bytes[12...15].reduce(0) { $0 << 8 | UInt32($1) })
+            }
+            if bytes[0] & 0xfe == 0xfc { return "a unique local IPv6 address (fc00::/7)" }
+            if bytes[0] == 0xfe, bytes[1] & 0xc0 == 0x80 { return "a link-local IPv6 address (fe80::/10)" }
+            if bytes[0] == 0xff { return "a multicast IPv6 address" }
+            return nil
+        default:
+            return "an address of an unknown family"
+        }
+    }
+
+    /// RFC 1918, loopback, link-local (cloud metadata at 169.254.169.254), shared (100.64/10),
+    /// "this network", multicast and reserved ranges.
+    static func privateIPv4(_ address: UInt32) -> String? {
+        let ranges: [(UInt32, Int, String)] = [
+            (0x0000_0000, 8, "0.0.0.0/8"), (0x0A00_0000, 8, "a private address (10.0.0.0/8)"),
+            (0x6440_0000, 10, "a shared address (100.64.0.0/10)"), (0x7F00_0000, 8, "a loopback address (127.0.0.0/8)"),
+            (0xA9FE_0000, 16, "a link-local address (169.254.0.0/16)"), (0xAC10_0000, 12, "a private address (172.16.0.0/12)"),
+            (0xC0A8_0000, 16, "a private address (192.168.0.0/16)"), (0xE000_0000, 4, "a multicast address (224.0.0.0/4)"),
+            (0xF000_0000, 4, "a reserved address (240.0.0.0/4)"),
+        ]
+        for (base, bits, name) in ranges where address >> (32 - UInt32(bits)) == base >> (32 - UInt32(bits)) { return name }
+        return nil
     }
 }

@@ -148,7 +148,10 @@ struct WorkerProcessLauncher: Sendable {
         let stallTimeout = distributed == nil ? configuration.jobStallTimeout : configuration.stallTimeout
 
         let process: ProcessGroup
-        let environment = PostgresStore.isPostgresURL(databasePath) ? [Self.databaseVariable: databasePath] : [:]
+        var environment = PostgresStore.isPostgresURL(databasePath) ? [Self.databaseVariable: databasePath] : [:]
+        // Swift's backtracer would keep a crashed worker alive (its other threads training on) while it
+        // symbolicates: a crash must end the process at once, its last log lines say where it was.
+        environment["SWIFT_BACKTRACE"] = "enable=no"
         do { process = try ProcessGroup.spawn(arguments, environment: environment, output: logFile.path) } catch {
             // Not transient: a retry would meet the same missing program.
             if distributed != nil {
@@ -159,7 +162,16 @@ struct WorkerProcessLauncher: Sendable {
             }
             return
         }
-        var relayed = (try? jobs.metrics(jobId: job.id).count) ?? 0
+        let epochs = spec?.plannedEpochs ?? 1
+        var lastProgress = Date()
+        // The attempt starts from its checkpoint (rows after it are dropped and trained again).
+        var relayedEpoch = job.checkpointEpoch ?? 0
+        func relayEpochs() {
+            guard let rows = try? jobs.metrics(jobId: job.id, afterEpoch: relayedEpoch), let last = rows.last else { return }
+            for row in rows { events.publish(.epoch(jobId: job.id, metrics: row.epochMetrics, epochs: epochs)) }
+            relayedEpoch = last.epoch
+            lastProgress = Date()
+        }
         // The workers' log lines join the server's own (standard error) as they are written.
         let workerLog = FileHandle(forReadingAtPath: logFile.path)
         try? workerLog?.seekToEnd()
@@ -170,24 +182,18 @@ struct WorkerProcessLauncher: Sendable {
             relayLog()
             try? workerLog?.close()
         }
-        var lastProgress = Date()
         var lastPoll = Date.distantPast
         var ending: Ending = .exited
-        let epochs = spec?.plannedEpochs ?? 1
         while process.poll() == nil {
             if let reason = stopCheck() {
                 ending = reason == .cancelled ? .cancelled : .shutdown
-            } else if Date().timeIntervalSince(lastPoll) >= 0.5 {
+            } else if Date().timeIntervalSince(lastPoll) >= 0.1 {
                 lastPoll = Date()
-                if (try? jobs.isCancelRequested(id: job.id)) == true { ending = .cancelled }
-                // Rank 0 writes the epochs to the store; this process's subscribers hear of them here.
-                if let rows = try? jobs.metrics(jobId: job.id), rows.count != relayed {
-                    for row in rows.dropFirst(min(relayed, rows.count)) {
-                        events.publish(.epoch(jobId: job.id, metrics: row.epochMetrics, epochs: epochs))
-                    }
-                    relayed = rows.count
-                    lastProgress = Date()
-                }
+                // One row read a tenth of a second; the new metrics rows only when the epoch moved.
+                let current = try? jobs.job(id: job.id)
+                if current?.cancelRequested == true { ending = .cancelled }
+                // The worker writes the epochs to the store; this process's subscribers hear of them here.
+                if let current, current.epoch != relayedEpoch { relayEpochs() }
                 if Date().timeIntervalSince(lastProgress) > stallTimeout { ending = .stalled }
             }
             if ending != .exited {
@@ -202,9 +208,7 @@ struct WorkerProcessLauncher: Sendable {
         if let record, [.succeeded, .failed, .cancelled].contains(record.status) {
             crashes.forget(job.id)
             // Rank 0 finished the job.
-            if let rows = try? jobs.metrics(jobId: job.id) {
-                for row in rows.dropFirst(min(relayed, rows.count)) { events.publish(.epoch(jobId: job.id, metrics: row.epochMetrics, epochs: epochs)) }
-            }
+            relayEpochs()
             events.publish(.done(jobId: job.id, status: record.status))
             logger.info("job ended \(record.status) (\(distributed == nil ? "worker" : "mpirun"): \(status))")
             return
@@ -242,7 +246,7 @@ struct WorkerProcessLauncher: Sendable {
     /// OOM killer, an operator) or out of its memory limit. Retried while attempts remain, unless its
     /// previous attempt died the same way: then the job is failed as `crashed` at once.
     private func workerDied(_ job: JobRecord, status: ProcessGroup.Termination, logFile: URL, runner: JobRunner, logger: Logger) {
-        let tail = Self.lastLines(of: logFile, count: 6)
+        let tail = Self.lastLines(of: logFile, count: 6, skippingStackFrames: true)
         let memory = configuration.memoryLimit.map { " (memory limit \($0 / (1 << 20)) MiB, --job-memory-limit)" } ?? ""
         let outOfMemory = Self.ranOutOfMemory(tail)
         let how = outOfMemory ? "ran out of its memory limit\(memory), \(status)" : "died, \(status)\(memory)"
@@ -260,16 +264,22 @@ struct WorkerProcessLauncher: Sendable {
     /// Whether a worker's last lines say an allocation failed (Swift's runtime, glibc, OpenBLAS).
     static func ranOutOfMemory(_ text: String) -> Bool {
         let lowered = text.lowercased()
-        return ["could not allocate", "cannot allocate", "out of memory", "memory allocation failed", "std::bad_alloc"]
+        return ["failed to allocate", "could not allocate", "cannot allocate", "out of memory", "memory allocation failed", "std::bad_alloc"]
             .contains { lowered.contains($0) }
     }
 
     private enum Ending { case exited, cancelled, shutdown, stalled }
 
     /// The end of mpirun's output, for the job's error message.
-    static func lastLines(of file: URL, count: Int) -> String {
-        guard let data = try? Data(contentsOf: file), let text = String(data: data.suffix(4096), encoding: .utf8) else { return "" }
-        return text.split(separator: "\n").filter { !$0.allSatisfy { $0 == "-" || $0 == " " } }.suffix(count).joined(separator: " | ")
+    /// With `skippingStackFrames`, the numbered frames of a crash's stack trace are left out: the lines
+    /// before them ("Fatal error: …") say what happened.
+    static func lastLines(of file: URL, count: Int, skippingStackFrames: Bool = false) -> String {
+        guard let data = try? Data(contentsOf: file), let text = String(data: data.suffix(16384), encoding: .utf8) else { return "" }
+        return text.split(separator: "\n").filter { line in
+            if line.allSatisfy({ $0 == "-" || $0 == " " }) { return false }
+            guard skippingStackFrames else { return true }
+            return !(line.first?.isNumber == true && line.contains(" 0x")) && line != "Current stack trace:"
+        }.suffix(count).joined(separator: " | ")
     }
 }
 

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Server
+import Training
 import Workers
 
 struct Serve: AsyncParsableCommand {
@@ -43,6 +44,11 @@ struct Serve: AsyncParsableCommand {
     var isolation: JobIsolation = .process
     @Option(name: .customLong("job-memory-limit"), help: "The address space (bytes) one job's worker process may take (default: half of this machine's memory); 0 for no limit.")
     var jobMemoryLimit: Int?
+    @Option(name: .customLong("mpi-hosts"), help: "The hosts jobs may place MPI ranks on, comma-separated host:slots (mpirun reaches them over ssh as this server); default: this machine only.")
+    var mpiHosts: String?
+    @Option(name: .customLong("max-mpi-processes"), help: "MPI ranks one job may ask for.") var maxMPIProcesses = 16
+    @Flag(name: .customLong("webhook-allow-private"), help: "Let webhooks go to loopback, private and link-local addresses (a tenant could then reach this server's own network).")
+    var webhookAllowPrivate = false
     @Option(name: .customLong("job-stall-timeout"), help: "Seconds a job's worker process may go without finishing an epoch before it is stopped and the attempt failed.")
     var jobStallTimeout = 600
 
@@ -51,15 +57,16 @@ struct Serve: AsyncParsableCommand {
         guard (0...64).contains(workers) else { throw ValidationError("--workers must be between 0 and 64") }
         if let blasThreads, !(1...256).contains(blasThreads) { throw ValidationError("--blas-threads must be between 1 and 256") }
         guard maxUploadBytes > 0 else { throw ValidationError("--max-upload-bytes must be positive") }
-        if let jobMemoryLimit, jobMemoryLimit != 0, jobMemoryLimit < 64 << 20 {
-            throw ValidationError("--job-memory-limit must be 0 (no limit) or at least 64 MiB (\(64 << 20) bytes), got \(jobMemoryLimit)")
+        // A worker reserves a few hundred MiB of address space (runtime, threads, OpenBLAS) before training anything.
+        if let jobMemoryLimit, jobMemoryLimit != 0, jobMemoryLimit < 1 << 30 {
+            throw ValidationError("--job-memory-limit must be 0 (no limit) or at least 1 GiB (\(1 << 30) bytes), got \(jobMemoryLimit)")
         }
         if let auth, auth != "on", auth != "off" { throw ValidationError("--auth must be on or off, got \(auth)") }
         for (flag, value) in [("--max-queued-per-tenant", maxQueuedPerTenant), ("--max-datasets-per-tenant", maxDatasetsPerTenant),
                               ("--max-dataset-bytes-per-tenant", maxDatasetBytesPerTenant), ("--max-epoch-samples", maxEpochSamples),
                               ("--max-model-parameters", maxModelParameters), ("--max-spec-bytes", maxSpecBytes),
                               ("--idle-timeout", idleTimeout), ("--mpi-stall-timeout", mpiStallTimeout),
-                              ("--job-stall-timeout", jobStallTimeout)] where value < 1 {
+                              ("--job-stall-timeout", jobStallTimeout), ("--max-mpi-processes", maxMPIProcesses)] where value < 1 {
             throw ValidationError("\(flag) must be positive, got \(value)")
         }
         guard leaseSeconds >= 1 else { throw ValidationError("--lease-seconds must be at least 1, got \(leaseSeconds)") }
@@ -94,6 +101,9 @@ struct Serve: AsyncParsableCommand {
         configuration.mpirun = mpirun
         configuration.mpiStallTimeout = Double(mpiStallTimeout)
         configuration.isolation = isolation
+        configuration.webhookAllowsPrivateTargets = webhookAllowPrivate
+        configuration.maxMPIProcesses = maxMPIProcesses
+        configuration.mpiHosts = try Self.hosts(mpiHosts)
         let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         configuration.jobMemoryLimit = jobMemoryLimit.map { $0 == 0 ? nil : $0 } ?? memory / 2
         configuration.jobStallTimeout = Double(jobStallTimeout)
@@ -106,3 +116,16 @@ struct Serve: AsyncParsableCommand {
 }
 
 extension JobIsolation: ExpressibleByArgument {}
+
+extension Serve {
+    /// `--mpi-hosts h1:2,h2:4`, each entry read as a spec's `distributed.hosts` entry is.
+    static func hosts(_ list: String?) throws -> [DistributedSpec.Host] {
+        guard let list else { return [] }
+        return try list.split(separator: ",").map { entry in
+            switch DistributedSpec.Host.parse(String(entry).trimmingCharacters(in: .whitespaces)) {
+            case .success(let host): return host
+            case .failure(let error): throw ValidationError("--mpi-hosts: \(error.message)")
+            }
+        }
+    }
+}

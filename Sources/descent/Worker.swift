@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import Logging
 import MPICollective
 import Workers
@@ -26,6 +27,8 @@ struct Worker: ParsableCommand {
         var logger = Logger(label: "descent.worker")
         logger.logLevel = .info
         if let memoryLimit {
+            // Address space, not resident memory: the runtime, Dispatch and OpenBLAS reserve a few hundred MiB
+            // before the job allocates anything, which is why the server asks for at least 1 GiB.
             // A job that asks for more fails its own allocation instead of the machine's other work.
             var limit = rlimit(rlim_cur: rlim_t(memoryLimit), rlim_max: rlim_t(memoryLimit))
             if setrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) != 0 { logger.warning("could not set the memory limit: \(String(cString: strerror(errno)))") }
@@ -34,9 +37,14 @@ struct Worker: ParsableCommand {
         let databasePath = database ?? ProcessInfo.processInfo.environment[DistributedWorker.databaseVariable]
             ?? folder.appendingPathComponent("descent.sqlite").path
         if single {
-            _ = DistributedWorker.run(jobId: job, dataDirectory: folder, databasePath: databasePath, nodeId: nodeId, collective: nil,
-                                      blasThreads: max(1, blasThreads), logger: logger)
-            return
+            let ending = DistributedWorker.run(jobId: job, dataDirectory: folder, databasePath: databasePath, nodeId: nodeId,
+                                               collective: nil, blasThreads: max(1, blasThreads), logger: logger)
+            // The server reads the outcome from the store; a worker that could not record one says why here.
+            if case .abort(let code, let reason) = ending {
+                logger.error("\(reason)")
+                Glibc.exit(code)
+            }
+            Glibc.exit(0)
         }
         guard let collective = MPICollective() else {
             logger.error("MPI_Init failed: descent worker runs under mpirun")

@@ -63,6 +63,13 @@ struct HostileInputTests {
         Case(name: "MPI hosts of Int.max slots each", path: "/v1/jobs/validate",
              body: spec(#""distributed": {"processes": 2, "hosts": ["a:9223372036854775807", "b:9223372036854775807"]}, "model": {"layers": [{"type": "dense", "units": 2}]}"#),
              status: 422, mentions: "distributed.hosts[0]"),
+        // MPI placement is the operator's: a tenant names no host of its choosing, and ranks are limited.
+        Case(name: "MPI ranks on a host the operator did not list", path: "/v1/jobs/validate",
+             body: spec(#""distributed": {"processes": 2, "hosts": ["127.0.0.1:1", "db.internal:1"]}, "model": {"layers": [{"type": "dense", "units": 2}]}"#),
+             status: 422, mentions: "--mpi-hosts"),
+        Case(name: "more MPI ranks than --max-mpi-processes", path: "/v1/jobs/validate",
+             body: spec(#""distributed": {"processes": 200}, "training": {"batch_size": 256}, "model": {"layers": [{"type": "dense", "units": 2}]}"#),
+             status: 422, mentions: "--max-mpi-processes"),
         // 4. Channel pruning of a huge model: validation built the network (8.6e15 bytes) before the parameter limit.
         Case(name: "channel pruning of a model of 10¹² parameters", path: "/v1/jobs/validate",
              body: spec(#""model": {"layers": [{"type": "dense", "units": 1000000}, {"type": "dense", "units": 1000000}, {"type": "dense", "units": 2}]}, "compression": [{"type": "prune", "structure": "channel", "amount": 0.5}]"#),

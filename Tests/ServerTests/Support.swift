@@ -48,6 +48,8 @@ struct ServerOptions: Sendable {
     var maxJSONBytes: Int?
     /// Short waits, so webhook retries happen within a test.
     var webhookRetryDelays: [Duration] = [.milliseconds(50), .milliseconds(100)]
+    /// The tests' webhook receivers listen on loopback (`--webhook-allow-private`).
+    var webhookAllowsPrivateTargets = true
     /// `--auth on` (tokens: `AuthTests`' `makeToken`, on a file database).
     var requiresAuthentication = false
     /// Any other setting (limits, timeouts).
@@ -70,6 +72,7 @@ func withServer<T>(
     // Generous: the whole suite runs in parallel on two cores.
     configuration.webhookTimeout = 60
     configuration.requiresAuthentication = options.requiresAuthentication
+    configuration.webhookAllowsPrivateTargets = options.webhookAllowsPrivateTargets
     options.configure(&configuration)
     let app = try await buildApplication(configuration)
     return try await app.test(setup) { client in try await test(APIClient(client: client, folder: folder)) }

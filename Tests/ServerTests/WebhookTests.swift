@@ -120,3 +120,65 @@ struct WebhookTests {
         }
     }
 }
+
+@Suite("Webhooks go where a tenant may send them")
+struct WebhookTargetTests {
+    /// The deliveries of `id` once `count` are logged.
+    static func deliveries(of id: String, count: Int, api: APIClient) async throws -> [JSONValue] {
+        var log: [JSONValue] = []
+        for _ in 0..<1500 {
+            log = try await api.get("/v1/jobs/\(id)/deliveries").json()["deliveries"]?.array ?? []
+            if log.count >= count { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return log
+    }
+
+    @Test("Without --webhook-allow-private, a receiver on loopback, a private network or the cloud metadata address is refused once, not retried")
+    func privateTargetsAreRefused() async throws {
+        let receiver = Receiver(statuses: [])
+        try await receiver.run { url in
+            try await withServer(ServerOptions(runsWorkers: true, webhookAllowsPrivateTargets: false)) { api in
+                for target in [url, "http://localhost:9/hook", "http://10.1.2.3/hook", "http://169.254.169.254/latest/meta-data",
+                               "http://[::1]:9/hook", "http://[::ffff:192.168.1.1]/hook"] {
+                    let id = try await api.submit(WebhookTests.spec(target))
+                    #expect(try await api.waitUntilFinished(id)["status"] == "succeeded")
+                    let log = try await Self.deliveries(of: id, count: 1, api: api)
+                    try await Task.sleep(for: .milliseconds(300))  // longer than the retry delays: none may follow
+                    let after = try await api.get("/v1/jobs/\(id)/deliveries").json()["deliveries"]?.array ?? []
+                    #expect(after.count == 1, "\(target): \(after)")
+                    #expect(log.first?["delivered"] == false, "\(target)")
+                    #expect(log.first?["error"]?.string?.contains("refused") == true, "\(target): \(log)")
+                }
+                #expect(receiver.deliveries.isEmpty, "the loopback receiver was reached")
+            }
+        }
+    }
+
+    @Test("A receiver's redirect is not followed, and a URL with credentials is a 422")
+    func redirectsAndCredentials() async throws {
+        let target = Receiver(statuses: [])
+        try await target.run { targetURL in
+            let router = Router()
+            router.post("hook") { _, _ -> Response in
+                Response(status: .found, headers: [.location: targetURL])
+            }
+            let redirecting = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+            try await redirecting.test(.live) { client in
+                let port = try #require(client.port)
+                try await withServer(ServerOptions(runsWorkers: true)) { api in
+                    let id = try await api.submit(WebhookTests.spec("http://127.0.0.1:\(port)/hook"))
+                    #expect(try await api.waitUntilFinished(id)["status"] == "succeeded")
+                    let log = try await Self.deliveries(of: id, count: 1, api: api)
+                    #expect(log.first?["status_code"]?.int == 302, "\(log)")
+                    #expect(log.first?["error"]?.string?.contains("redirect") == true, "\(log)")
+                    try await Task.sleep(for: .milliseconds(300))
+                    #expect(target.deliveries.isEmpty, "the redirect was followed")
+
+                    let credentials = try await api.post("/v1/jobs", json: WebhookTests.spec("https://user:secret@example.com/hook"))
+                    try expectError(credentials, .unprocessableContent, naming: ["notify.url", "credentials"])
+                }
+            }
+        }
+    }
+}

@@ -783,6 +783,8 @@
     if (event === "status" && typeof payload.status === "string") {
       state.jobs[index] = Object.assign({}, job, { status: payload.status });
     } else if (event === "epoch" && isNum(payload.epoch)) {
+      // An event relayed from a job's worker process may arrive after a listing that already counted its epoch.
+      if (job.status === "running" && isNum(job.epoch) && payload.epoch < job.epoch) return;
       state.jobs[index] = Object.assign({}, job, {
         epoch: payload.epoch, epochs: isNum(payload.epochs) ? payload.epochs : job.epochs,
         progress: isNum(payload.progress) ? payload.progress : job.progress, latest: payload.latest || job.latest,
