@@ -198,6 +198,12 @@ extension AppDatabase: JobRepository {
             guard job.status.isFinished else {
                 throw JobStoreError.wrongState("job \(id) is \(job.status.rawValue)")
             }
+            // A queued or running job that learns from this one's model (distillation.teacher_job, init.from_job).
+            if let user = try String.fetchOne(db, sql: """
+                SELECT id FROM jobs WHERE status IN ('queued', 'running') AND instr(spec, ?) > 0 LIMIT 1
+                """, arguments: ["\"\(id)\""]) {
+                throw JobStoreError.wrongState("job \(id)'s model is the teacher or starting point of \(user), which has not ended; delete it once that job ends")
+            }
             return try JobRecord.deleteOne(db, key: id)  // metrics go too: ON DELETE CASCADE
         }
     }
@@ -221,8 +227,9 @@ extension AppDatabase: JobRepository {
 
     static func activeJobCount(_ db: Database, datasetId: String) throws -> Int {
         try Int.fetchOne(
-            db, sql: "SELECT COUNT(*) FROM jobs WHERE dataset_id = ? AND status IN ('queued', 'running')",
-            arguments: [datasetId]) ?? 0
+            // Its data, or its validation or test set: a spec names those by id (quoted, as JSON writes it).
+            db, sql: "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running') AND (dataset_id = ? OR instr(spec, ?) > 0)",
+            arguments: [datasetId, "\"\(datasetId)\""]) ?? 0
     }
 }
 

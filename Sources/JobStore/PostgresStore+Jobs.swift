@@ -221,6 +221,12 @@ extension PostgresStore: JobRepository {
             }
             let status = try row.value("status", as: String.self)
             guard JobStatus(rawValue: status)?.isFinished == true else { throw JobStoreError.wrongState("job \(id) is \(status)") }
+            // A queued or running job that learns from this one's model (distillation.teacher_job, init.from_job).
+            let quoted = "\"\(id)\""
+            if let user = try transaction.query(
+                "SELECT id FROM jobs WHERE status IN ('queued', 'running') AND strpos(spec, \(quoted)) > 0 LIMIT 1").first {
+                throw JobStoreError.wrongState("job \(id)'s model is the teacher or starting point of \(try user.value("id", as: String.self)), which has not ended; delete it once that job ends")
+            }
             return try transaction.changes("DELETE FROM jobs WHERE id = \(id)") == 1
         }
     }
@@ -234,7 +240,9 @@ extension PostgresStore: JobRepository {
     }
 
     public func activeJobCount(datasetId: String) throws -> Int {
-        try query("SELECT COUNT(*) AS count FROM jobs WHERE dataset_id = \(datasetId) AND status IN ('queued', 'running')")[0]
+        // Its data, or its validation or test set: a spec names those by id (quoted, as JSON writes it).
+        let quoted = "\"\(datasetId)\""
+        return try query("SELECT COUNT(*) AS count FROM jobs WHERE status IN ('queued', 'running') AND (dataset_id = \(datasetId) OR strpos(spec, \(quoted)) > 0)")[0]
             .value("count")
     }
 

@@ -53,8 +53,10 @@ extension PostgresStore: DatasetRepository {
             guard try transaction.query("SELECT id FROM datasets WHERE id = \(id) AND tenant = \(tenant) FOR UPDATE").first != nil else {
                 return false
             }
+            let quoted = "\"\(id)\""
             let active = try transaction.query(
-                "SELECT COUNT(*) AS count FROM jobs WHERE dataset_id = \(id) AND status IN ('queued', 'running')")[0].value("count", as: Int.self)
+                "SELECT COUNT(*) AS count FROM jobs WHERE status IN ('queued', 'running') AND (dataset_id = \(id) OR strpos(spec, \(quoted)) > 0)")[0]
+                .value("count", as: Int.self)
             guard active == 0 else { throw JobStoreError.datasetInUse(id) }
             return try transaction.changes("DELETE FROM datasets WHERE id = \(id)") == 1
         }

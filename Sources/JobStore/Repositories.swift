@@ -62,7 +62,7 @@ public protocol JobRepository: Sendable {
     func deleteJob(id: String, tenant: String) throws -> Bool
     /// Every status, with 0 for those that have no job (all tenants: the server's `/metrics`).
     func countJobsByStatus() throws -> [JobStatus: Int]
-    /// Number of queued or running jobs that use the dataset.
+    /// Number of queued or running jobs that use the dataset: as their data, or as their validation or test set.
     func activeJobCount(datasetId: String) throws -> Int
 }
 

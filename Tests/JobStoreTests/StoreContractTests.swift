@@ -186,6 +186,35 @@ struct StoreContractTests {
         #expect(try !store.deleteDataset(id: images.id, tenant: Tenant.default))
     }
 
+    @Test("what a queued job names cannot be deleted under it: its validation dataset, its teacher job; shutdowns do not count as attempts",
+          arguments: StoreKind.allCases)
+    func referencesAndHandBacks(kind: StoreKind) throws {
+        let store = try kind.makeStore()
+        let heldOut = makeDataset()
+        try store.insertDataset(heldOut)
+        let teacher = try store.createJob(makeNewJob(name: "teacher")).job
+        _ = try store.claimNextJob()
+        try store.finishJob(id: teacher.id, status: .succeeded, errorCode: nil, errorMessage: nil, result: "{}", bestEpoch: nil, stoppedEarly: false)
+        var student = makeNewJob(name: "student")
+        student.spec = #"{"dataset":{"builtin":"spirals"},"validation":{"dataset":"\#(heldOut.id)"},"distillation":{"teacher_job":"\#(teacher.id)"}}"#
+        let queued = try store.createJob(student).job
+        #expect(try store.activeJobCount(datasetId: heldOut.id) == 1)
+        #expect(throws: JobStoreError.datasetInUse(heldOut.id)) { try store.deleteDataset(id: heldOut.id, tenant: Tenant.default) }
+        #expect(throws: JobStoreError.self) { try store.deleteJob(id: teacher.id, tenant: Tenant.default) }
+
+        // The student runs and a shutdown hands it back: the attempt keeps its number but does not count.
+        #expect(try store.claimNextJob()?.id == queued.id)
+        try store.requeueJob(id: queued.id, countingAttempt: false)
+        let handedBack = try #require(try store.claimNextJob())
+        #expect(handedBack.attempt == 2 && handedBack.handedBack == 1 && handedBack.countedAttempts == 1)
+        try store.requeueJob(id: queued.id)
+        #expect(try store.claimNextJob()?.countedAttempts == 2)
+
+        try store.finishJob(id: queued.id, status: .succeeded, errorCode: nil, errorMessage: nil, result: "{}", bestEpoch: nil, stoppedEarly: false)
+        #expect(try store.deleteJob(id: teacher.id, tenant: Tenant.default))
+        #expect(try store.deleteDataset(id: heldOut.id, tenant: Tenant.default))
+    }
+
     @Test("a study stores its jobs in order, all or nothing under the tenant's limit", arguments: StoreKind.allCases)
     func studies(kind: StoreKind) throws {
         let store = try kind.makeStore()
