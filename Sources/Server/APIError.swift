@@ -75,6 +75,14 @@ struct JSONBodyLimits: Sendable {
     var what = "the request body"
 }
 
+/// Runs CPU-heavy work (parsing a large body, loading or running a model) on a Dispatch thread: Swift's
+/// cooperative pool has one thread per core, and work that holds one delays every other request, `/healthz` included.
+func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+    }
+}
+
 extension Request {
     /// The whole body, refusing more than `limit` bytes with a 413, and a body that has not arrived
     /// whole within `timeout` with a 408 (a stalled client cannot hold a handler forever).
@@ -119,7 +127,9 @@ extension Request {
                            message: "the JSON body nests arrays and objects deeper than the limit of \(limits.maxDepth) levels",
                            details: [SpecIssue(path: "body", message: "nests arrays and objects deeper than the limit of \(limits.maxDepth) levels")])
         }
-        do { return try JSONValue.parse(Data(buffer.readableBytesView)) } catch let issue as SpecIssue {
+        let data = Data(buffer.readableBytesView)
+        // A large body takes a while to parse: off the cooperative threads (see `offCooperativePool`).
+        do { return try await offCooperativePool { try JSONValue.parse(data) } } catch let issue as SpecIssue {
             // Well-formed JSON with a key given twice is a 422 naming the key; anything else is malformed (400).
             if !issue.path.isEmpty { throw APIError.invalid([issue]) }
             throw APIError.badRequest(issue.message, code: "malformed_json")

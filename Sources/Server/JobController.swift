@@ -339,9 +339,11 @@ struct JobController {
             body.report("inputs", "is required: a list of samples, each a list of numbers")
         }
         guard diagnostics.isEmpty else { throw APIError.invalid(diagnostics.issues, message: "the request is invalid") }
-        let model = try models.model(jobId: job.id, url: url)
         let prediction: TrainedModel.Prediction
-        do { prediction = try model.predict(rows) } catch {
+        do {
+            // Loading a model and running it are CPU work: off the cooperative threads, which answer everyone.
+            prediction = try await offCooperativePool { [models, rows] in try models.model(jobId: job.id, url: url).predict(rows) }
+        } catch let error as TrainedModel.InputError {
             throw APIError.invalid([SpecIssue(path: error.path, message: error.message)], message: "the request is invalid")
         }
         return jsonResponse([

@@ -120,8 +120,9 @@ public enum OptimizerSpec: Sendable, Equatable {
             optimizer.report(key, "does not apply to the \(type) optimizer, which takes \(keys.joined(separator: ", "))")
         }
         func float(_ key: String, _ defaultValue: Float) -> Float {
-            // Range checks are the optimizers' own (`problems` below), so each rule lives in one place.
-            Float(optimizer.double(key, default: Double(defaultValue)))
+            // Range checks are the optimizers' own (`problems` below), so each rule lives in one place;
+            // here only that the value exists in float32, where the optimizers compute.
+            Float(optimizer.double(key, default: Double(defaultValue), check: Check.float32))
         }
         func betas(_ defaults: (Float, Float)) -> (Float, Float) {
             guard let given = optimizer.doubleArray("betas") else { return defaults }

@@ -90,7 +90,7 @@ struct WorkerProcessLauncher: Sendable {
         if !PostgresStore.isPostgresURL(databasePath) { arguments += ["--database", databasePath] }
         if let nodeId = configuration.nodeId { arguments += ["--node-id", nodeId] }
         if let limit = configuration.memoryLimit { arguments += ["--memory-limit", "\(limit)"] }
-        arguments += ["--blas-threads", "\(BLAS.threadCount)"]
+        arguments += ["--blas-threads", "\(BLAS.threadCount)", "--log-level", "\(logger.logLevel)"]
         return arguments
     }
 

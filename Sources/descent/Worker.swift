@@ -20,12 +20,13 @@ struct Worker: ParsableCommand {
     @Option(name: .customLong("node-id"), help: "A fleet node's id: the node that holds the job's lease.") var nodeId: String?
     @Option(name: .customLong("blas-threads"), help: "OpenBLAS threads of this rank.") var blasThreads = 1
     @Flag(help: "Train the job as its only process, without MPI (the server's process isolation).") var single = false
+    @Option(name: .customLong("log-level"), help: "The server's log level, which its worker follows.") var logLevel = "info"
     @Option(name: .customLong("memory-limit"), help: "The most address space (bytes) this process may take (setrlimit RLIMIT_AS).")
     var memoryLimit: Int?
 
     func run() throws {
         var logger = Logger(label: "descent.worker")
-        logger.logLevel = .info
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         if let memoryLimit {
             // Address space, not resident memory: the runtime, Dispatch and OpenBLAS reserve a few hundred MiB
             // before the job allocates anything, which is why the server asks for at least 1 GiB.

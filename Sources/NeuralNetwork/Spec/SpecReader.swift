@@ -211,4 +211,6 @@ public enum Check {
     public static let nonNegative: @Sendable (Double) -> String? = { $0 >= 0 ? nil : "must be ≥ 0" }
     public static let unitInterval: @Sendable (Double) -> String? = { (0...1).contains($0) ? nil : "must be between 0 and 1" }
     public static let fraction: @Sendable (Double) -> String? = { (0..<1).contains($0) ? nil : "must be ≥ 0 and < 1" }
+    /// Representable in float32 (whose largest finite value is about 3.4e38) without becoming infinite.
+    public static let float32: @Sendable (Double) -> String? = { Float($0).isFinite ? nil : "must be within float32's range (±3.4e38)" }
 }
