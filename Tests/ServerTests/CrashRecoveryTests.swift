@@ -33,7 +33,8 @@ struct CrashRecoveryTests {
     /// After the interruption and the restart: the job succeeds on attempt 2 with every epoch once,
     /// and its model is byte for byte the model of the same spec trained without interruption.
     private func expectRecovered(_ id: String, on server: ServerProcess, interruptedAt epoch: Int) async throws {
-        let job = try await server.waitForJob(id) { ["succeeded", "failed", "cancelled"].contains($0["status"] as? String ?? "") }
+        // Generous waits: this test's two 120-epoch jobs share two cores with the whole suite (the fleet's servers too).
+        let job = try await server.waitForJob(id, timeout: 600) { ["succeeded", "failed", "cancelled"].contains($0["status"] as? String ?? "") }
         #expect(job["status"] as? String == "succeeded", "\(job)\n\(server.log())")
         #expect(job["attempt"] as? Int == 2)
         let rows = try await server.json("GET", "/v1/jobs/\(id)/metrics")["epochs"] as? [[String: Any]] ?? []
@@ -41,7 +42,7 @@ struct CrashRecoveryTests {
         #expect(server.log().contains("resumed from the checkpoint of epoch"), "the second attempt resumed (killed at epoch \(epoch))")
 
         let twin = try await server.json("POST", "/v1/jobs", body: Self.spec)["id"] as! String
-        let twinJob = try await server.waitForJob(twin) { ["succeeded", "failed"].contains($0["status"] as? String ?? "") }
+        let twinJob = try await server.waitForJob(twin, timeout: 600) { ["succeeded", "failed"].contains($0["status"] as? String ?? "") }
         #expect(twinJob["attempt"] as? Int == 1)
         let resumedModel = try await server.request("GET", "/v1/jobs/\(id)/model").data
         let straightModel = try await server.request("GET", "/v1/jobs/\(twin)/model").data

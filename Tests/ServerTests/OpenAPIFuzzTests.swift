@@ -15,7 +15,8 @@ struct OpenAPIFuzzTests {
             let output: String
             do {
                 output = try await PythonTools.runDetached(URL(fileURLWithPath: "/usr/bin/timeout"), [
-                    "--kill-after=10", "600", schemathesis.path, "run", "\(base)/openapi.yaml", "--url", base,
+                    // Each job it submits trains in a worker process of its own, beside the whole suite on two cores.
+                    "--kill-after=10", "1200", schemathesis.path, "run", "\(base)/openapi.yaml", "--url", base,
                     "--checks", "not_a_server_error,response_schema_conformance", "--max-examples", "8", "--workers", "1",
                     "--seed", "20261129", "--no-color",
                     // The tenant's event stream never ends by itself: schemathesis would wait for its body until the timeout.
