@@ -38,7 +38,7 @@ func withTwoTenants<T>(
 }
 
 /// Checks a 401: the error envelope with code `unauthorized` and a `WWW-Authenticate: Bearer` challenge.
-func expectUnauthorized(_ response: TestResponse, _ route: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+func expectUnauthorized(_ response: APIResponse, _ route: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
     try expectError(response, .unauthorized, code: "unauthorized", sourceLocation: sourceLocation)
     #expect(response.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true, "\(route): \(response.headers)", sourceLocation: sourceLocation)
 }
@@ -89,7 +89,7 @@ struct AuthTests {
                 for (method, path, body) in Self.everyRoute(job: job, dataset: dataset, study: study) {
                     var all = headers
                     if body != nil { all[.contentType] = path.hasPrefix("/v1/datasets") ? "text/csv" : "application/json" }
-                    let response = try await tenants.anonymous.client.execute(uri: path, method: method, headers: all,
+                    let response = try await tenants.anonymous.execute(uri: path, method: method, headers: all,
                                                                                body: body.map { ByteBuffer(string: $0) })
                     try expectUnauthorized(response, "\(label): \(method) \(path)")
                 }
@@ -168,8 +168,8 @@ struct AuthTests {
                 (.post, "/predict", #"{"inputs": [[0, 0]]}"#), (.get, "/samples", nil),
             ]
             for (method, suffix, body) in routes {
-                func request(_ id: String) async throws -> TestResponse {
-                    try await tenants.globex.client.execute(
+                func request(_ id: String) async throws -> APIResponse {
+                    try await tenants.globex.execute(
                         uri: "/v1/jobs/\(id)\(suffix)", method: method,
                         headers: [.authorization: "Bearer \(tenants.globex.token!)", .contentType: "application/json"],
                         body: body.map { ByteBuffer(string: $0) })
@@ -183,8 +183,8 @@ struct AuthTests {
                                             (.delete, "/v1/datasets/\(acme.dataset)", "/v1/datasets/\(unknownDataset)"),
                                             (.get, "/v1/studies/\(acme.study)", "/v1/studies/\(unknownStudy)")] {
                 let headers: HTTPFields = [.authorization: "Bearer \(tenants.globex.token!)"]
-                let otherError = try expectError(try await tenants.globex.client.execute(uri: path, method: method, headers: headers), .notFound, code: "not_found")
-                let unknownError = try expectError(try await tenants.globex.client.execute(uri: unknown, method: method, headers: headers), .notFound, code: "not_found")
+                let otherError = try expectError(try await tenants.globex.execute(uri: path, method: method, headers: headers), .notFound, code: "not_found")
+                let unknownError = try expectError(try await tenants.globex.execute(uri: unknown, method: method, headers: headers), .notFound, code: "not_found")
                 #expect(otherError.message.replacingOccurrences(of: acme.dataset, with: unknownDataset)
                     .replacingOccurrences(of: acme.study, with: unknownStudy) == unknownError.message, "\(method) \(path)")
             }

@@ -60,7 +60,7 @@ struct TenantEventStreamTests {
     @Test("the stream tells a tenant's client each of its jobs' submission, start, epochs and end, and nothing of another tenant's jobs")
     func streamsTheTenantsJobsOnly() async throws {
         try await withTwoTenants(ServerOptions(runsWorkers: true), setup: .live) { tenants in
-            let port = try #require(tenants.acme.client.port)
+            let port = try #require(tenants.acme.port)
             let recorder = EventStreamRecorder(url: URL(string: "http://127.0.0.1:\(port)/v1/events")!, token: tenants.acme.token)
             defer { recorder.stop() }
             try await recorder.waitFor("retry: 2000")

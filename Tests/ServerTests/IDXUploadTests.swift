@@ -86,7 +86,7 @@ enum ArrayFiles {
 
 extension APIClient {
     /// Uploads an array file as `application/octet-stream` and returns the response.
-    func uploadArray(_ data: Data, query: String) async throws -> TestResponse {
+    func uploadArray(_ data: Data, query: String) async throws -> APIResponse {
         try await upload(data, query: query, contentType: "application/octet-stream")
     }
 

@@ -252,7 +252,7 @@ struct JobEndpointTests {
     func unknownIds() async throws {
         try await withServer { api in
             let id = "job_doesnotexist"
-            let responses: [(String, TestResponse)] = [
+            let responses: [(String, APIResponse)] = [
                 ("GET", try await api.get("/v1/jobs/\(id)")),
                 ("GET metrics", try await api.get("/v1/jobs/\(id)/metrics")),
                 ("GET events", try await api.get("/v1/jobs/\(id)/events")),

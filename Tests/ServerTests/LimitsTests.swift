@@ -196,7 +196,7 @@ struct LimitsTests {
     @Test("a connection that stalls in the middle of its request head is closed after the idle timeout")
     func stalledConnectionIsClosed() async throws {
         try await withServer(ServerOptions(configure: { $0.idleTimeout = .seconds(1) }), setup: .live) { api in
-            let port = try #require(api.client.port)
+            let port = try #require(api.port)
             let connection = try RawConnection(port: port, receiveTimeout: 20)
             connection.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n")  // no blank line: the head never ends
             let outcome = await connection.readUntilClosed()
@@ -207,7 +207,7 @@ struct LimitsTests {
     @Test("a JSON body that does not arrive in time is a 408")
     func slowBodyTimesOut() async throws {
         try await withServer(ServerOptions(configure: { $0.bodyTimeout = .seconds(1) }), setup: .live) { api in
-            let port = try #require(api.client.port)
+            let port = try #require(api.port)
             // The answer is due after 1 s; the wait is long because the whole suite shares two cores with this server.
             let connection = try RawConnection(port: port, receiveTimeout: 90)
             connection.send("POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"name\": ")

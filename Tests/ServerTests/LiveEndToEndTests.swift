@@ -11,7 +11,7 @@ struct LiveEndToEndTests {
     @Test("Digits trained on a live server reach 95% test accuracy, and predict what the downloaded weights compute")
     func digits() async throws {
         try await withServer(ServerOptions(runsWorkers: true), setup: .live) { api in
-            #expect(api.client.port != nil)
+            #expect(api.port != nil)
             let dataset = try await api.uploadShared("digits.csv", name: "digits")
             #expect(dataset["rows"]?.int == 1797)
 

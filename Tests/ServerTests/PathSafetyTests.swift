@@ -51,7 +51,7 @@ struct PathSafetyTests {
                     (.get, "/v1/datasets/\(id)"), (.delete, "/v1/datasets/\(id)"), (.get, "/v1/studies/\(id)"),
                 ]
                 for (method, path) in routes {
-                    let response = try await api.client.execute(uri: path, method: method, headers: [.contentType: "application/json"],
+                    let response = try await api.execute(uri: path, method: method, headers: [.contentType: "application/json"],
                                                                 body: method == .post ? ByteBuffer(string: #"{"inputs": [[0]]}"#) : nil)
                     #expect(response.status == .notFound, "\(method) \(path): \(response.status) \(response.text)")
                     #expect(!response.text.contains("secret bait"), "\(method) \(path)")

@@ -75,7 +75,21 @@ func withServer<T>(
     configuration.webhookAllowsPrivateTargets = options.webhookAllowsPrivateTargets
     options.configure(&configuration)
     let app = try await buildApplication(configuration)
-    return try await app.test(setup) { client in try await test(APIClient(client: client, folder: folder)) }
+    return try await app.test(setup) { client in
+        guard let port = client.port else { return try await test(APIClient(transport: .inProcess(client), folder: folder)) }
+        // HummingbirdTesting's live client gives up on a response after 20 s. With the whole suite on two cores a
+        // request can wait longer than that for a cooperative thread, so live tests use a client that waits 5 minutes.
+        let patient = TestClient(host: "localhost", port: port, configuration: .init(timeout: .seconds(300)))
+        patient.connect()
+        do {
+            let value = try await test(APIClient(transport: .live(patient, port: port), folder: folder))
+            try? await patient.shutdown()
+            return value
+        } catch {
+            try? await patient.shutdown()
+            throw error
+        }
+    }
 }
 
 /// The same, on a temporary data folder of its own.
@@ -91,13 +105,41 @@ func withServer<T>(
 // MARK: - A small client for the API
 
 struct APIClient: Sendable {
-    let client: any TestClientProtocol
+    /// How requests reach the application: the framework's client, or a socket to the live port.
+    enum Transport: Sendable {
+        case inProcess(any TestClientProtocol)
+        case live(TestClient, port: Int)
+    }
+
+    let transport: Transport
     /// The server's data folder.
     let folder: URL
     /// Sent as `Authorization: Bearer <token>` with every request.
     var token: String? = nil
 
     var datasetsFolder: URL { folder.appendingPathComponent("datasets", isDirectory: true) }
+
+    /// The live server's port; nil when requests go through the router in process.
+    var port: Int? {
+        switch transport {
+        case .inProcess(let client): client.port
+        case .live(_, let port): port
+        }
+    }
+
+    /// One request as given: no token added.
+    func execute(uri: String, method: HTTPRequest.Method, headers: HTTPFields = [:], body: ByteBuffer? = nil) async throws -> APIResponse {
+        switch transport {
+        case .inProcess(let client):
+            let response = try await client.execute(uri: uri, method: method, headers: headers, body: body)
+            return APIResponse(head: response.head, body: response.body)
+        case .live(let client, _):
+            var headers = headers
+            headers[.connection] = "keep-alive"
+            let response = try await client.execute(TestClient.Request(uri, method: method, authority: "localhost", headers: headers, body: body))
+            return APIResponse(head: response.head, body: response.body ?? ByteBuffer())
+        }
+    }
 
     /// The same client, sending `token` (nil: none).
     func authorized(_ token: String?) -> APIClient {
@@ -111,33 +153,33 @@ struct APIClient: Sendable {
         return [.authorization: "Bearer \(token)"]
     }
 
-    func get(_ uri: String, headers: HTTPFields = [:]) async throws -> TestResponse {
+    func get(_ uri: String, headers: HTTPFields = [:]) async throws -> APIResponse {
         var all = authorization
         all.append(contentsOf: headers)
-        return try await client.execute(uri: uri, method: .get, headers: all)
+        return try await execute(uri: uri, method: .get, headers: all)
     }
 
-    func delete(_ uri: String) async throws -> TestResponse {
-        try await client.execute(uri: uri, method: .delete, headers: authorization)
+    func delete(_ uri: String) async throws -> APIResponse {
+        try await execute(uri: uri, method: .delete, headers: authorization)
     }
 
     func post(_ uri: String, body: String? = nil, contentType: String? = "application/json",
-              headers extra: HTTPFields = [:]) async throws -> TestResponse {
+              headers extra: HTTPFields = [:]) async throws -> APIResponse {
         var headers = authorization
         headers.append(contentsOf: extra)
         if let contentType { headers[.contentType] = contentType }
-        return try await client.execute(uri: uri, method: .post, headers: headers, body: body.map { ByteBuffer(string: $0) })
+        return try await execute(uri: uri, method: .post, headers: headers, body: body.map { ByteBuffer(string: $0) })
     }
 
-    func post(_ uri: String, json: JSONValue, headers: HTTPFields = [:]) async throws -> TestResponse {
+    func post(_ uri: String, json: JSONValue, headers: HTTPFields = [:]) async throws -> APIResponse {
         try await post(uri, body: json.encodedString(), headers: headers)
     }
 
     /// `POST /v1/datasets?<query>` with `data` as the raw body.
-    func upload(_ data: Data, query: String, contentType: String? = "text/csv") async throws -> TestResponse {
+    func upload(_ data: Data, query: String, contentType: String? = "text/csv") async throws -> APIResponse {
         var headers = authorization
         if let contentType { headers[.contentType] = contentType }
-        return try await client.execute(uri: "/v1/datasets?\(query)", method: .post, headers: headers, body: ByteBuffer(bytes: data))
+        return try await execute(uri: "/v1/datasets?\(query)", method: .post, headers: headers, body: ByteBuffer(bytes: data))
     }
 
     /// Uploads a file of `shared/datasets/` and returns the dataset's JSON (expects 201).
@@ -208,7 +250,15 @@ struct TimedOut: Error {}
 
 // MARK: - Responses
 
-extension TestResponse {
+/// A response as the tests read it, whichever transport carried it.
+struct APIResponse: Sendable {
+    let head: HTTPResponse
+    let body: ByteBuffer
+    var status: HTTPResponse.Status { head.status }
+    var headers: HTTPFields { head.headerFields }
+}
+
+extension APIResponse {
     var text: String { String(buffer: body) }
     var data: Data { Data(body.readableBytesView) }
     func json() throws -> JSONValue { try JSONValue.parse(data) }
@@ -228,7 +278,7 @@ struct ErrorEnvelope {
 /// Checks the status and the envelope; every string of `naming` must appear in the message or a detail.
 @discardableResult
 func expectError(
-    _ response: TestResponse, _ status: HTTPResponse.Status, code: String? = nil, naming: [String] = [],
+    _ response: APIResponse, _ status: HTTPResponse.Status, code: String? = nil, naming: [String] = [],
     sourceLocation: SourceLocation = #_sourceLocation
 ) throws -> ErrorEnvelope {
     #expect(response.status == status, "\(response.text)", sourceLocation: sourceLocation)
