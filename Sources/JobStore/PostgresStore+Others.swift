@@ -171,6 +171,36 @@ extension PostgresStore: WebhookDeliveryRepository {
             return delivery
         }
     }
+
+    public func rotateWebhookSecret(tenant: String, keepingPrevious: TimeInterval, now: Date) throws -> String {
+        guard Tenant.isValidName(tenant) else { throw JobStoreError.invalidTenantName(tenant) }
+        let secret = WebhookSecret.generate()
+        let expires = now.addingTimeInterval(max(0, keepingPrevious))
+        let keeps = keepingPrevious > 0
+        try query("""
+            INSERT INTO webhook_secrets (tenant, secret, created_at) VALUES (\(tenant), \(secret), \(now))
+            ON CONFLICT (tenant) DO UPDATE SET
+                secret = EXCLUDED.secret, created_at = EXCLUDED.created_at,
+                previous_secret = CASE WHEN \(keeps) THEN webhook_secrets.secret END,
+                previous_expires_at = CASE WHEN \(keeps) THEN \(expires)::timestamptz END
+            """)
+        return secret
+    }
+
+    public func webhookSecrets(tenant: String, now: Date) throws -> [String] {
+        guard let row = try query("SELECT * FROM webhook_secrets WHERE tenant = \(tenant)").first else { return [] }
+        return WebhookSecretRow(tenant: try row.value("tenant"), secret: try row.value("secret"), createdAt: try row.value("created_at"),
+                                previousSecret: try row.value("previous_secret"), previousExpiresAt: try row.value("previous_expires_at"))
+            .secrets(at: now)
+    }
+
+    public func removeWebhookSecret(tenant: String) throws -> Bool {
+        !(try query("DELETE FROM webhook_secrets WHERE tenant = \(tenant) RETURNING tenant")).isEmpty
+    }
+
+    public func listWebhookSecrets() throws -> [(tenant: String, createdAt: Date)] {
+        try query("SELECT tenant, created_at FROM webhook_secrets ORDER BY tenant").map { (try $0.value("tenant"), try $0.value("created_at")) }
+    }
 }
 
 // MARK: - Rows → records

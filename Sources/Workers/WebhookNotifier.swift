@@ -15,6 +15,9 @@ import Training
 /// redirects are not followed, and a URL whose host resolves to a loopback, private, link-local,
 /// shared or multicast address is refused (`allowsPrivateTargets`, `--webhook-allow-private`, lifts that).
 ///
+/// Each POST is signed when the job's tenant has a secret (`descent webhook-secret rotate`):
+/// `X-Descent-Signature: t=<unix seconds>,v1=<HMAC-SHA256 of "<t>.<body>">` (`WebhookSecret`).
+///
 /// It listens to the event hub, so every way a job ends (a worker finishing it, a queued job
 /// cancelled over HTTP) notifies alike. Deliveries run in their own tasks: neither a worker
 /// thread nor the event loop ever waits for a receiver.
@@ -59,7 +62,7 @@ public final class WebhookNotifier: Sendable {
         else { return }
         let body = Self.payload(job, event: status.rawValue)
         for attempt in 1...(retryDelays.count + 1) {
-            let outcome = await post(body, to: notify.url, event: status.rawValue, jobId: jobId, attempt: attempt)
+            let outcome = await post(body, to: notify.url, event: status.rawValue, jobId: jobId, tenant: job.tenant, attempt: attempt)
             do { try deliveries.recordDelivery(outcome.record) } catch {
                 logger.error("could not log the webhook delivery of \(jobId): \(error)")
             }
@@ -68,7 +71,7 @@ public final class WebhookNotifier: Sendable {
         }
     }
 
-    private func post(_ body: Data, to url: URL, event: String, jobId: String,
+    private func post(_ body: Data, to url: URL, event: String, jobId: String, tenant: String,
                       attempt: Int) async -> (record: WebhookDelivery, isWorthRetrying: Bool) {
         var request = URLRequest(url: url, timeoutInterval: timeout)
         request.httpMethod = "POST"
@@ -84,7 +87,20 @@ public final class WebhookNotifier: Sendable {
         var statusCode: Int?
         var failure: String?
         var retry = true
-        if !allowsPrivateTargets, let refusal = WebhookTarget.refusal(of: url) {
+        let secrets: [String]?
+        do { secrets = try deliveries.webhookSecrets(tenant: tenant, now: started) } catch {
+            // Unsigned would be refused by a receiver that checks: wait for the store instead.
+            secrets = nil
+            failure = "the tenant's webhook secret could not be read: \(error)"
+        }
+        if let secrets, !secrets.isEmpty {
+            // Signed per attempt: the timestamp says when this POST was sent, not when the job ended.
+            request.setValue(WebhookSecret.signature(of: body, timestamp: Int(started.timeIntervalSince1970), secrets: secrets),
+                             forHTTPHeaderField: "X-Descent-Signature")
+        }
+        if secrets == nil {
+            retry = true
+        } else if !allowsPrivateTargets, let refusal = WebhookTarget.refusal(of: url) {
             failure = refusal
             retry = false  // the address will not change by waiting
         } else {

@@ -6,6 +6,6 @@ struct Descent: AsyncParsableCommand {
         commandName: "descent",
         abstract: "Training as a service: queue neural-network training jobs, watch them, download and query the models.",
         subcommands: [
-            Serve.self, DatasetsCommand.self, Submit.self, Status.self, Watch.self, Download.self, Report.self, Cancel.self, StudiesCommand.self, TokenCommand.self, Bench.self, Worker.self,
+            Serve.self, DatasetsCommand.self, Submit.self, Status.self, Watch.self, Download.self, Report.self, Cancel.self, StudiesCommand.self, TokenCommand.self, WebhookSecretCommand.self, Bench.self, Worker.self,
         ])
 }

@@ -18,8 +18,10 @@ struct TokenCommand: ParsableCommand {
             database ?? URL(fileURLWithPath: dataDirectory, isDirectory: true).appendingPathComponent("descent.sqlite").path
         }
 
-        /// The token store; `mustExist` refuses to create a SQLite file (listing or revoking in a wrong folder).
-        func open(mustExist: Bool) throws -> any TokenRepository {
+        /// The store of tokens and webhook secrets; `mustExist` refuses to create a SQLite file (listing or revoking in a wrong folder).
+        func open(mustExist: Bool) throws -> any TokenRepository & WebhookDeliveryRepository {
+            // A database this makes holds webhook secrets in the clear: owner-only, as `descent serve` makes it.
+            umask(0o077)
             if PostgresStore.isPostgresURL(databasePath) {
                 return try PostgresStore.open(url: databasePath, nodeId: "descent-token", maxConnections: 1)
             }

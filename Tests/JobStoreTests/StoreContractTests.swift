@@ -263,4 +263,28 @@ struct StoreContractTests {
         #expect(logged.map(\.attempt) == [1, 2] && logged.map(\.delivered) == [false, true] && logged[1].statusCode == 200)
         #expect(try store.deliveries(jobId: "job_gone").isEmpty)
     }
+
+    @Test("a tenant's webhook secret is made, rotated with the previous one kept for a while, listed without it, and removed",
+          arguments: StoreKind.allCases)
+    func webhookSecrets(kind: StoreKind) throws {
+        let store = try kind.makeStore()
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        #expect(try store.webhookSecrets(tenant: "acme", now: now).isEmpty)
+        let first = try store.rotateWebhookSecret(tenant: "acme", keepingPrevious: 3600, now: now)
+        #expect(first.hasPrefix(WebhookSecret.prefix) && first.count == WebhookSecret.prefix.count + 43)
+        #expect(try store.webhookSecrets(tenant: "acme", now: now) == [first], "nothing to keep on the first rotation")
+        let second = try store.rotateWebhookSecret(tenant: "acme", keepingPrevious: 3600, now: now)
+        #expect(second != first)
+        #expect(try store.webhookSecrets(tenant: "acme", now: now.addingTimeInterval(3599)) == [second, first])
+        #expect(try store.webhookSecrets(tenant: "acme", now: now.addingTimeInterval(3601)) == [second], "the previous one expires")
+        let third = try store.rotateWebhookSecret(tenant: "acme", keepingPrevious: 0, now: now)
+        #expect(try store.webhookSecrets(tenant: "acme", now: now) == [third], "0 drops the previous secret at once")
+        #expect(try store.webhookSecrets(tenant: "globex", now: now).isEmpty, "secrets are per tenant")
+        #expect(throws: JobStoreError.invalidTenantName("no spaces")) { try store.rotateWebhookSecret(tenant: "no spaces", keepingPrevious: 0, now: now) }
+        let listed = try store.listWebhookSecrets()
+        #expect(listed.map(\.tenant) == ["acme"] && abs(listed[0].createdAt.timeIntervalSince(now)) < 0.01)
+        #expect(try store.removeWebhookSecret(tenant: "acme"))
+        #expect(try !store.removeWebhookSecret(tenant: "acme"))
+        #expect(try store.webhookSecrets(tenant: "acme", now: now).isEmpty)
+    }
 }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import JobStore
 import NeuralNetwork
 import NIOCore
 import Synchronization
@@ -15,6 +16,7 @@ private final class Receiver: Sendable {
         let data: Data
         let event: String?
         let deliveryId: String?
+        let signature: String?
     }
     private let statuses: Mutex<[HTTPResponse.Status]>
     private let received = Mutex<[Delivery]>([])
@@ -29,7 +31,8 @@ private final class Receiver: Sendable {
         router.post("hook") { request, context -> Response in
             let buffer = try await request.body.collect(upTo: 1 << 20)
             let delivery = Delivery(data: Data(buffer: buffer), event: request.headers[HTTPField.Name("X-Descent-Event")!],
-                                    deliveryId: request.headers[HTTPField.Name("X-Descent-Delivery")!])
+                                    deliveryId: request.headers[HTTPField.Name("X-Descent-Delivery")!],
+                                    signature: request.headers[HTTPField.Name("X-Descent-Signature")!])
             self.received.withLock { $0.append(delivery) }
             let status = self.statuses.withLock { $0.isEmpty ? .ok : $0.removeFirst() }
             return Response(status: status)
@@ -107,6 +110,48 @@ struct WebhookTests {
                 let deliveries = receiver.deliveries
                 #expect(deliveries.count == 1, "\(deliveries.map(\.deliveryId))")
                 #expect(deliveries.first?.deliveryId == "\(loud)/cancelled/1")
+            }
+        }
+    }
+
+    @Test("the signature is HMAC-SHA256 of \"<t>.<body>\" in hex, one v1 per secret in force (vectors from Python's hmac)")
+    func signatureMatchesPythonsHMAC() {
+        let signature = WebhookSecret.signature(of: Data(#"{"a":1}"#.utf8), timestamp: 1_700_000_000, secrets: ["whsec_test", "whsec_old"])
+        #expect(signature == "t=1700000000,v1=38877139021993b830af32feea6e18a8da83eb2f6e49ee50bd9e4cf4ca4d3789"
+                + ",v1=b9d801502bb535e960ee9aeee7a294b082bda5089d79c7db610b85116ce6faa6")
+    }
+
+    @Test("deliveries go unsigned until the tenant has a secret, then carry X-Descent-Signature over timestamp and body; after a rotation both secrets sign")
+    func deliveriesAreSignedWithTheTenantsSecret() async throws {
+        let receiver = Receiver(statuses: [])
+        try await receiver.run { url in
+            try await withServer(ServerOptions(runsWorkers: true, fileDatabase: true)) { api in
+                let database = try AppDatabase.open(path: api.folder.appendingPathComponent("descent.sqlite").path)
+                let unsigned = try await api.submit(Self.spec(url))
+                #expect(try await api.waitUntilFinished(unsigned)["status"] == "succeeded")
+                try await receiver.waitFor(1)
+                #expect(receiver.deliveries.first?.signature == nil)
+
+                let first = try database.rotateWebhookSecret(tenant: Tenant.default, keepingPrevious: 3600, now: Date())
+                let signed = try await api.submit(Self.spec(url))
+                #expect(try await api.waitUntilFinished(signed)["status"] == "succeeded")
+                try await receiver.waitFor(2)
+                let second = try database.rotateWebhookSecret(tenant: Tenant.default, keepingPrevious: 3600, now: Date())
+                let rotated = try await api.submit(Self.spec(url))
+                #expect(try await api.waitUntilFinished(rotated)["status"] == "succeeded")
+                try await receiver.waitFor(3)
+
+                let deliveries = receiver.deliveries
+                #expect(deliveries.map(\.deliveryId) == ["\(unsigned)/succeeded/1", "\(signed)/succeeded/1", "\(rotated)/succeeded/1"])
+                for (delivery, secrets) in zip(deliveries.dropFirst(), [[first], [second, first]]) {
+                    let header = try #require(delivery.signature)
+                    let fields = header.split(separator: ",")
+                    let timestamp = try #require(fields.first.flatMap { $0.hasPrefix("t=") ? Int($0.dropFirst(2)) : nil }, "\(header)")
+                    #expect(abs(Double(timestamp) - Date().timeIntervalSince1970) < 600, "the timestamp is the time of sending")
+                    #expect(fields.count == 1 + secrets.count, "\(header)")
+                    #expect(header == WebhookSecret.signature(of: delivery.data, timestamp: timestamp, secrets: secrets),
+                            "signed over exactly the bytes received")
+                }
             }
         }
     }
