@@ -38,6 +38,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         // The job store of a fleet of servers (`--database postgres://…`); SQLite stays the default.
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        // `descent serve --tls-cert --tls-key` (Hummingbird's TLS builder) and PostgreSQL's sslmode; already in the graph through postgres-nio.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
@@ -73,7 +75,7 @@ let package = Package(
             name: "JobStore",
             dependencies: [
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             resources: [.copy("Migrations"), .copy("PostgresMigrations")]
         ),
@@ -90,6 +92,9 @@ let package = Package(
             dependencies: [
                 "JobStore", "Workers", "Training", "Datasets", "NeuralNetwork", "ONNX",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import Logging
+import NIOSSL
 import PostgresNIO
 import Synchronization
 
@@ -30,7 +31,7 @@ public struct PostgresStore: Sendable {
     /// Where `broadcast` sends its NOTIFYs from, one after the other.
     let notifications = DispatchQueue(label: "descent.postgres.notify")
 
-    /// Connects to `url` (`postgres://user[:password]@host[:port]/database`) and applies the pending
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database[?sslmode=…&sslrootcert=…]`) and applies the pending
     /// migrations of `PostgresMigrations/` (one node at a time: see `migrate()`).
     public static func open(url: String, nodeId: String, leaseSeconds: Double = 30, maxConnections: Int = 8) throws -> PostgresStore {
         let configuration = try Self.configuration(url: url)
@@ -58,11 +59,47 @@ public struct PostgresStore: Sendable {
         }
         let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
         guard let user = components.user, !user.isEmpty, !database.isEmpty else { throw PostgresStoreError.invalidURL(text) }
+        var parameters: [String: String] = [:]
+        for item in components.queryItems ?? [] {
+            guard ["sslmode", "sslrootcert"].contains(item.name), let value = item.value, !value.isEmpty else {
+                throw PostgresStoreError.invalidParameter("\(item.name): only sslmode and sslrootcert are understood, each with a value")
+            }
+            parameters[item.name] = value
+        }
         var configuration = PostgresConnection.Configuration(
             host: host, port: components.port ?? 5432, username: user.removingPercentEncoding ?? user,
-            password: components.password?.removingPercentEncoding, database: database, tls: .disable)
+            password: components.password?.removingPercentEncoding, database: database,
+            tls: try tls(mode: parameters["sslmode"] ?? "prefer", rootCertificate: parameters["sslrootcert"]))
         configuration.options.connectTimeout = .seconds(10)
         return configuration
+    }
+
+    /// libpq's `sslmode`: `disable`; `prefer` (the default: TLS when the server offers it, unverified);
+    /// `require` (TLS or no connection; unverified, unless `sslrootcert` names a CA, which then verifies
+    /// as `verify-ca` does); `verify-ca` (the certificate chains to `sslrootcert`, or to the system's CAs);
+    /// `verify-full` (that, and it names the URL's host).
+    static func tls(mode: String, rootCertificate: String?) throws -> PostgresConnection.Configuration.TLS {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let rootCertificate {
+            guard FileManager.default.isReadableFile(atPath: rootCertificate) else {
+                throw PostgresStoreError.invalidParameter("sslrootcert: no readable file at \(rootCertificate)")
+            }
+            tls.trustRoots = .file(rootCertificate)
+        }
+        switch mode {
+        case "disable": return .disable
+        case "prefer", "require":
+            tls.certificateVerification = mode == "require" && rootCertificate != nil ? .noHostnameVerification : .none
+        case "verify-ca": tls.certificateVerification = .noHostnameVerification
+        case "verify-full": tls.certificateVerification = .fullVerification
+        default:
+            throw PostgresStoreError.invalidParameter("sslmode: \(mode) is not one of disable, prefer, require, verify-ca, verify-full")
+        }
+        let context: NIOSSLContext
+        do { context = try NIOSSLContext(configuration: tls) } catch {
+            throw PostgresStoreError.invalidParameter("sslrootcert: \(rootCertificate ?? "the system's CAs") could not be loaded (\(error))")
+        }
+        return mode == "prefer" ? .prefer(context) : .require(context)
     }
 
     /// Closes the connections (tests; a server keeps its store for its lifetime).
@@ -73,6 +110,8 @@ public struct PostgresStore: Sendable {
 
 public enum PostgresStoreError: Error, Equatable, CustomStringConvertible {
     case invalidURL(String)
+    /// A query parameter of the URL that is unknown or has a bad value (`sslmode`, `sslrootcert`).
+    case invalidParameter(String)
     case noPool
     /// Connecting or migrating failed (unreachable server, unknown database or role…).
     case cannotOpen(database: String, reason: String)
@@ -81,6 +120,7 @@ public enum PostgresStoreError: Error, Equatable, CustomStringConvertible {
         switch self {
         case .invalidURL(let text):
             "not a PostgreSQL URL: \(text) (expected postgres://user[:password]@host[:port]/database)"
+        case .invalidParameter(let message): "the PostgreSQL URL's \(message)"
         case .noPool: "the connection pool is closed"
         case .cannotOpen(let database, let reason): "cannot open the PostgreSQL database \(database): \(reason)"
         }

@@ -1,5 +1,8 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
 import JobStore
 import Logging
 import NIOCore
@@ -62,7 +65,7 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     let wildcard = ["0.0.0.0", "::", "[::]"].contains(configuration.host)
     router.add(middleware: SecurityMiddleware(checksBrowserOrigin: !configuration.requiresAuthentication,
                                               allowedHosts: Set(((wildcard ? [] : [configuration.host]) + configuration.allowedHosts).map { $0.lowercased() }),
-                                              logger: logger))
+                                              servesTLS: configuration.tls != nil, logger: logger))
     router.add(middleware: HTTPMetricsMiddleware(metrics: metrics))
     router.add(middleware: StaticFilesMiddleware(files: FileMiddleware(publicFolder(), searchForIndexHtml: true, logger: logger)))
     // Open: the status page (static files), /healthz, /metrics, /openapi.yaml.
@@ -88,13 +91,35 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
 
     var services: [any Service] = []
     if configuration.runsWorkers { services.append(WorkerService(pool: pool)) }
+    // A connection idle for this long, before or in the middle of a request, is closed.
+    let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: TimeAmount(configuration.idleTimeout)))
     return Application(
         router: router,
-        // A connection idle for this long, before or in the middle of a request, is closed.
-        server: .http1(configuration: .init(idleTimeout: TimeAmount(configuration.idleTimeout))),
+        server: try configuration.tls.map { try .tls(http1, tlsConfiguration: makeTLSConfiguration(certificateChain: $0.certificateChain, privateKey: $0.privateKey)) } ?? http1,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "descent"),
         services: services,
         logger: logger)
+}
+
+/// The server side of TLS from PEM files (swift-nio-ssl's defaults: TLS 1.2 and up, its cipher list).
+/// A file that is missing or not PEM stops the start with a message naming it.
+func makeTLSConfiguration(certificateChain: String, privateKey: String) throws -> TLSConfiguration {
+    let chain: [NIOSSLCertificate]
+    do { chain = try NIOSSLCertificate.fromPEMFile(certificateChain) } catch {
+        throw ServerStartError("--tls-cert \(certificateChain): not a readable PEM certificate chain (\(error))")
+    }
+    guard !chain.isEmpty else { throw ServerStartError("--tls-cert \(certificateChain): no certificate in the file") }
+    let key: NIOSSLPrivateKey
+    do { key = try NIOSSLPrivateKey(file: privateKey, format: .pem) } catch {
+        throw ServerStartError("--tls-key \(privateKey): not a readable PEM private key (\(error))")
+    }
+    return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key))
+}
+
+/// Why the server cannot start, in words for the operator.
+public struct ServerStartError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// The status page's folder, shipped as a resource of this module.

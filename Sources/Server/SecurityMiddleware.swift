@@ -21,34 +21,42 @@ struct SecurityMiddleware<Context: RequestContext>: RouterMiddleware {
     let checksBrowserOrigin: Bool
     /// Host names (without port) that name this server besides the loopback ones: `--host`.
     let allowedHosts: Set<String>
+    /// What every response carries; over TLS also `Strict-Transport-Security`, so a browser that has
+    /// been here once never sends the token in the clear.
+    let headers: HTTPFields
     let logger: Logger
 
-    static var headers: HTTPFields {
-        [
+    init(checksBrowserOrigin: Bool, allowedHosts: Set<String>, servesTLS: Bool, logger: Logger) {
+        self.checksBrowserOrigin = checksBrowserOrigin
+        self.allowedHosts = allowedHosts
+        self.logger = logger
+        var headers: HTTPFields = [
             .contentSecurityPolicy: "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
             .xContentTypeOptions: "nosniff",
             .xFrameOptions: "DENY",
             .referrerPolicy: "no-referrer",
         ]
+        if servesTLS { headers[.strictTransportSecurity] = "max-age=31536000" }
+        self.headers = headers
     }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {
             if checksBrowserOrigin { try checkOrigin(of: request) }
             var response = try await next(request, context)
-            for field in Self.headers where response.headers[field.name] == nil { response.headers.append(field) }
+            for field in headers where response.headers[field.name] == nil { response.headers.append(field) }
             return response
         } catch var error as APIError {
             // Thrown on, not answered here: Hummingbird then ends a request whose body was not read (a 408, a 413).
-            error.headers.append(contentsOf: Self.headers)
+            error.headers.append(contentsOf: headers)
             throw error
         } catch let error as any HTTPResponseError {
             throw APIError(status: error.status, code: error.status.code == 404 ? "not_found" : "http_\(error.status.code)",
-                           message: error.status.reasonPhrase, headers: Self.headers)
+                           message: error.status.reasonPhrase, headers: headers)
         } catch {
             logger.error("\(request.method) \(request.uri.path) failed: \(String(reflecting: error))")
             throw APIError(status: .internalServerError, code: "internal_error",
-                           message: "the server could not complete the request: \(error)", headers: Self.headers)
+                           message: "the server could not complete the request: \(error)", headers: headers)
         }
     }
 

@@ -45,6 +45,10 @@ public struct ServerConfiguration: Sendable {
     /// the rest of one) is closed, so a stalled client cannot hold it forever.
     public var idleTimeout: Duration = .seconds(60)
 
+    /// `--tls-cert`, `--tls-key`: PEM files of the certificate chain and its private key; the server
+    /// then speaks HTTPS only. Both or neither.
+    public var tls: (certificateChain: String, privateKey: String)?
+
     /// `--auth on`: every `/v1` request needs `Authorization: Bearer <token>` and acts for the
     /// token's tenant. Off: every request acts for the default tenant.
     public var requiresAuthentication = false

@@ -23,6 +23,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("blas-core"), help: BLASCore.help) var blasCore = BLASCore.inherit
     @Option(name: .customLong("max-upload-bytes"), help: "Largest dataset upload.") var maxUploadBytes = 512 * 1024 * 1024
     @Option(help: "Bearer tokens on /v1 routes: on or off (default: on, unless --host is a loopback address).") var auth: String?
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve HTTPS only (with --tls-key).") var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.") var tlsKey: String?
     @Option(name: .customLong("allowed-host"), help: "With auth off: a host name requests may name in their Host header besides loopback names and --host (repeatable); others get 403, so a DNS name rebound to this machine reaches nothing.")
     var allowedHosts: [String] = []
     @Option(name: .customLong("max-queued-per-tenant"), help: "Queued and running jobs a tenant may have at once (a study's jobs count).")
@@ -61,6 +63,7 @@ struct Serve: AsyncParsableCommand {
         if let jobMemoryLimit, jobMemoryLimit != 0, jobMemoryLimit < 1 << 30 {
             throw ValidationError("--job-memory-limit must be 0 (no limit) or at least 1 GiB (\(1 << 30) bytes), got \(jobMemoryLimit)")
         }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         if let auth, auth != "on", auth != "off" { throw ValidationError("--auth must be on or off, got \(auth)") }
         for (flag, value) in [("--max-queued-per-tenant", maxQueuedPerTenant), ("--max-datasets-per-tenant", maxDatasetsPerTenant),
                               ("--max-dataset-bytes-per-tenant", maxDatasetBytesPerTenant), ("--max-epoch-samples", maxEpochSamples),
@@ -91,6 +94,7 @@ struct Serve: AsyncParsableCommand {
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         configuration.requiresAuthentication = auth.map { $0 == "on" } ?? !ServerConfiguration.isLoopback(host: host)
         configuration.allowedHosts = allowedHosts
+        if let tlsCert, let tlsKey { configuration.tls = (tlsCert, tlsKey) }
         configuration.maxQueuedPerTenant = maxQueuedPerTenant
         configuration.maxDatasetsPerTenant = maxDatasetsPerTenant
         configuration.maxDatasetBytesPerTenant = maxDatasetBytesPerTenant
@@ -110,8 +114,12 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "descent")
         logger.logLevel = configuration.logLevel
         logger.info("OpenBLAS kernels: \(BLASCore.description)")
-        let app = try await buildApplication(configuration)
-        try await app.runService()
+        do {
+            try await buildApplication(configuration).runService()
+        } catch let error as ServerStartError {
+            logger.critical("\(error.description)")
+            throw ExitCode.failure
+        }
     }
 }
 

@@ -132,4 +132,29 @@ struct PostgresFleetStoreTests {
         #expect(throws: PostgresStoreError.self) { try PostgresStore.open(url: "postgres://me@127.0.0.1", nodeId: "n") }
         #expect(PostgresStore.isPostgresURL("postgresql://me@h/db") && !PostgresStore.isPostgresURL("/data/descent.sqlite"))
     }
+
+    /// Whether the store's connection is encrypted, as the server sees it.
+    static func isEncrypted(_ store: PostgresStore) throws -> Bool {
+        try store.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")[0].value("ssl")
+    }
+
+    @Test("sslmode: verify-full and verify-ca with the cluster's own CA, require and prefer encrypt; disable does not; a foreign CA or a bad mode is refused")
+    func sslModes() throws {
+        let cluster = try #require(PostgresCluster.shared)
+        let url = try cluster.makeDatabase()
+        let ca = cluster.certificateAuthority.path
+        for (query, encrypted) in [("?sslmode=verify-full&sslrootcert=\(ca)", true), ("?sslmode=verify-ca&sslrootcert=\(ca)", true),
+                                   ("?sslmode=require", true), ("", true), ("?sslmode=disable", false)] {
+            let store = try PostgresStore.open(url: url + query, nodeId: "n", maxConnections: 1)
+            #expect(try Self.isEncrypted(store) == encrypted, "\(query)")
+            store.close()
+        }
+        // The system's CAs did not sign the cluster's certificate.
+        #expect(throws: PostgresStoreError.self) { try PostgresStore.open(url: url + "?sslmode=verify-full", nodeId: "n", maxConnections: 1) }
+        #expect(throws: PostgresStoreError.invalidParameter("sslmode: bogus is not one of disable, prefer, require, verify-ca, verify-full")) {
+            try PostgresStore.open(url: url + "?sslmode=bogus", nodeId: "n")
+        }
+        #expect(throws: PostgresStoreError.self) { try PostgresStore.open(url: url + "?sslmode=verify-full&sslrootcert=/nonexistent.pem", nodeId: "n") }
+        #expect(throws: PostgresStoreError.self) { try PostgresStore.open(url: url + "?application_name=x", nodeId: "n") }
+    }
 }

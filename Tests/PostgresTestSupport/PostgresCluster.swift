@@ -47,13 +47,37 @@ public final class PostgresCluster: @unchecked Sendable {
         "postgres://\(Self.role)@127.0.0.1:\(port)/\(database)"
     }
 
+    /// The cluster's own certificate authority (PEM): it signed the server's certificate, for localhost
+    /// and 127.0.0.1. The cluster takes TLS and plain connections alike.
+    public var certificateAuthority: URL { folder.appendingPathComponent("ca.pem") }
+
+    /// Makes the CA and the server's certificate and key in the cluster's folder, owned by its user.
+    func makeCertificates() throws {
+        let openssl = "/usr/bin/openssl", path = folder.path
+        let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        try Data("subjectAltName=DNS:localhost,IP:127.0.0.1\n".utf8).write(to: folder.appendingPathComponent("san.ext"))
+        try runProgram(openssl, ["req", "-x509"] + curve + ["-days", "7", "-keyout", "\(path)/ca.key", "-out", "\(path)/ca.pem",
+                                                           "-subj", "/CN=descent test CA"])
+        try runProgram(openssl, ["req"] + curve + ["-keyout", "\(path)/server.key", "-out", "\(path)/server.csr", "-subj", "/CN=localhost"])
+        try runProgram(openssl, ["x509", "-req", "-in", "\(path)/server.csr", "-CA", "\(path)/ca.pem", "-CAkey", "\(path)/ca.key",
+                                 "-CAcreateserial", "-days", "7", "-out", "\(path)/server.pem", "-extfile", "\(path)/san.ext"])
+        // PostgreSQL refuses a key others may read.
+        guard chmod("\(path)/server.key", 0o600) == 0 else { throw ClusterFailure("could not chmod the server key") }
+    }
+
     /// Runs one of the cluster's binaries as the cluster's user; throws with its output when it fails.
     ///
     /// posix_spawn and waitpid, not Foundation's Process: its exit is noticed on a Dispatch queue, which
     /// tests blocked on this very call (waiting for the shared cluster) can starve on a 2-core machine.
     @discardableResult
     func run(_ tool: String, _ arguments: [String]) throws -> String {
-        let path = binaries.appendingPathComponent(tool).path
+        try runProgram(binaries.appendingPathComponent(tool).path, arguments)
+    }
+
+    /// The same for any program (openssl), as the cluster's user.
+    @discardableResult
+    func runProgram(_ path: String, _ arguments: [String]) throws -> String {
+        let tool = URL(fileURLWithPath: path).lastPathComponent
         // setpriv, not runuser or su: no PAM session and no terminal handling, which can stop a
         // process run from a shell with job control (SIGTTOU).
         let argv = user.map { ["/usr/bin/setpriv", "--reuid=\($0)", "--regid=\($0)", "--clear-groups", "--", path] } ?? [path]
@@ -104,12 +128,14 @@ public final class PostgresCluster: @unchecked Sendable {
             do {
                 if !FileManager.default.fileExists(atPath: data.path) {
                     try cluster.run("initdb", ["-D", data.path, "-U", role, "--auth=trust", "-E", "UTF8", "--no-sync"])
+                    try cluster.makeCertificates()
                 }
                 // Speed over durability: the cluster lives for one test run.
                 try cluster.run("pg_ctl", [
                     "-D", data.path, "-l", folder.appendingPathComponent("server.log").path, "-w", "-t", "60", "-o",
                     "-c listen_addresses=127.0.0.1 -p \(cluster.port) -c unix_socket_directories=\(folder.path) -c fsync=off "
-                        + "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+                        + "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+                        + "-c ssl=on -c ssl_cert_file=\(folder.path)/server.pem -c ssl_key_file=\(folder.path)/server.key",
                     "start",
                 ])
                 return cluster

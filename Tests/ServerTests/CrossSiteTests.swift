@@ -7,39 +7,6 @@ import Testing
 /// headers it is given.
 @Suite("Cross-site requests and browser headers on a live server", .serialized)
 struct CrossSiteTests {
-    struct Answer {
-        let status: Int
-        let headers: [String: String]
-        let body: String
-    }
-
-    /// `curl -s -D - <url> -H …`: the status, the headers (lowercased names) and the body.
-    static func curl(_ method: String, _ url: String, headers: [String] = [], body: String? = nil) throws -> Answer {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        var arguments = ["-s", "-D", "-", "-X", method, url, "--max-time", "20"]
-        for header in headers { arguments += ["-H", header] }
-        if let body { arguments += ["--data-binary", body] }
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n") else { throw ProcessFailure("curl \(url) answered no headers: \(text)") }
-        let lines = text[..<split.lowerBound].split(separator: "\r\n")
-        guard let statusLine = lines.first, let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") else {
-            throw ProcessFailure("curl \(url): no status line in \(text.prefix(200))")
-        }
-        var fields: [String: String] = [:]
-        for line in lines.dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-        }
-        return Answer(status: status, headers: fields, body: String(text[split.upperBound...]))
-    }
-
     static let spec = #"{"dataset": {"builtin": "moons", "samples": 100}, "model": {"layers": [{"type": "dense", "units": 2}]}, "training": {"epochs": 1}}"#
 
     @Test("Every answer, pages and errors alike, carries CSP, nosniff, DENY framing and no referrer")
@@ -48,7 +15,7 @@ struct CrossSiteTests {
             let base = "http://127.0.0.1:\(server.port)"
             for (method, path) in [("GET", "/"), ("GET", "/app.js"), ("GET", "/healthz"), ("GET", "/v1/jobs"), ("GET", "/v1/jobs/job_nothing"),
                                    ("POST", "/v1/jobs/validate"), ("GET", "/no/such/file")] {
-                let answer = try Self.curl(method, base + path)
+                let answer = try Curl.fetch(method, base + path)
                 #expect(answer.headers["content-security-policy"]?.contains("frame-ancestors 'none'") == true, "\(path): \(answer.headers)")
                 #expect(answer.headers["content-security-policy"]?.contains("default-src 'self'") == true, "\(path)")
                 #expect(answer.headers["x-content-type-options"] == "nosniff", "\(path)")
@@ -67,22 +34,22 @@ struct CrossSiteTests {
             for headers in [["Origin: https://evil.example", json], ["Sec-Fetch-Site: cross-site", json],
                             ["Origin: null", "Content-Type: application/x-www-form-urlencoded"],
                             ["Origin: http://127.0.0.1.evil.example:\(server.port)", json], ["Sec-Fetch-Site: same-site", json]] {
-                let answer = try Self.curl("POST", base + "/v1/jobs", headers: headers, body: Self.spec)
+                let answer = try Curl.fetch("POST", base + "/v1/jobs", headers: headers, body: Self.spec)
                 #expect(answer.status == 403, "\(headers): \(answer.status) \(answer.body)")
                 #expect(answer.body.contains("cross_site_request"), "\(headers): \(answer.body)")
             }
-            let upload = try Self.curl("POST", base + "/v1/datasets?name=x&format=csv&target=y", headers: ["Origin: https://evil.example"], body: "a,y\n1,2\n")
+            let upload = try Curl.fetch("POST", base + "/v1/datasets?name=x&format=csv&target=y", headers: ["Origin: https://evil.example"], body: "a,y\n1,2\n")
             #expect(upload.status == 403)
             let listed = try await server.json("GET", "/v1/jobs")
             #expect((listed["jobs"] as? [Any])?.isEmpty == true, "a refused request left a job: \(listed)")
 
             // The status page (same origin), curl's form type and a plain script all still work.
             for headers in [["Origin: \(base)", "Sec-Fetch-Site: same-origin", json], ["Origin: http://localhost:\(server.port)", json], [json], []] {
-                let answer = try Self.curl("POST", base + "/v1/jobs", headers: headers, body: Self.spec)
+                let answer = try Curl.fetch("POST", base + "/v1/jobs", headers: headers, body: Self.spec)
                 #expect(answer.status == 201, "\(headers): \(answer.status) \(answer.body)")
             }
             // Reading is not changing: a cross-site GET is answered (the browser keeps its body from the page).
-            #expect(try Self.curl("GET", base + "/v1/jobs", headers: ["Sec-Fetch-Site: cross-site"]).status == 200)
+            #expect(try Curl.fetch("GET", base + "/v1/jobs", headers: ["Sec-Fetch-Site: cross-site"]).status == 200)
         }
     }
 
@@ -91,12 +58,12 @@ struct CrossSiteTests {
         try await ServerProcess.withFresh("rebinding") { server in
             let base = "http://127.0.0.1:\(server.port)"
             for host in ["attacker.example", "attacker.example:\(server.port)", "127.0.0.1.nip.example"] {
-                let answer = try Self.curl("GET", base + "/v1/jobs", headers: ["Host: \(host)"])
+                let answer = try Curl.fetch("GET", base + "/v1/jobs", headers: ["Host: \(host)"])
                 #expect(answer.status == 403, "\(host): \(answer.status)")
                 #expect(answer.body.contains("wrong_host"), "\(host): \(answer.body)")
             }
             for host in ["127.0.0.1:\(server.port)", "localhost:\(server.port)", "localhost", "[::1]:\(server.port)", "127.0.0.2"] {
-                #expect(try Self.curl("GET", base + "/v1/jobs", headers: ["Host: \(host)"]).status == 200, "\(host)")
+                #expect(try Curl.fetch("GET", base + "/v1/jobs", headers: ["Host: \(host)"]).status == 200, "\(host)")
             }
         }
     }

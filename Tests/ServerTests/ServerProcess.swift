@@ -24,6 +24,9 @@ final class ServerProcess: @unchecked Sendable {
 
     /// Passed to `descent serve` after the usual ones (a fleet's `--database`, `--lease-seconds`…).
     let extraArguments: [String]
+    /// Set when `extraArguments` make it serve HTTPS (`--tls-cert`): the certificate to trust, and
+    /// readiness is then asked over https with curl.
+    var trustedCertificate: URL?
 
     /// `logFile` nil: `<dataFolder>.log`. Servers of a fleet share their data folder and keep a log each.
     init(dataFolder: URL, logFile: URL? = nil, extraArguments: [String] = []) {
@@ -37,9 +40,12 @@ final class ServerProcess: @unchecked Sendable {
 
     /// Runs `body` against a server started on a fresh temporary data folder (`descent-<name>-<uuid>`),
     /// then kills it if it still runs and removes the folder and its log.
-    static func withFresh<T>(_ name: String, _ body: (ServerProcess) async throws -> T) async throws -> T {
+    /// `arguments` go to `descent serve`; `trusting` is the certificate of a server started with `--tls-cert`.
+    static func withFresh<T>(_ name: String, arguments: [String] = [], trusting certificate: URL? = nil,
+                             _ body: (ServerProcess) async throws -> T) async throws -> T {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("descent-\(name)-\(UUID().uuidString)")
-        let server = ServerProcess(dataFolder: folder)
+        let server = ServerProcess(dataFolder: folder, extraArguments: arguments)
+        server.trustedCertificate = certificate
         defer {
             if let process = server.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
             try? FileManager.default.removeItem(at: folder)
@@ -80,7 +86,12 @@ final class ServerProcess: @unchecked Sendable {
                 self.process = nil
                 return false
             }
-            if (try? await request("GET", "/healthz", timeout: 2).status) == 200 { return true }
+            if let trustedCertificate {
+                let answer = try? Curl.fetch("GET", "https://localhost:\(port)/healthz", options: ["--cacert", trustedCertificate.path, "--max-time", "2"])
+                if answer?.status == 200 { return true }
+            } else if (try? await request("GET", "/healthz", timeout: 2).status) == 200 {
+                return true
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         kill(process.processIdentifier, SIGKILL)
@@ -137,6 +148,45 @@ final class ServerProcess: @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(25))
         }
         throw ProcessFailure("job \(id) did not get there within \(timeout) s: \(try await job(id))")
+    }
+}
+
+/// curl, which sends exactly the headers it is given and speaks TLS with a certificate of our choosing.
+enum Curl {
+    struct Answer {
+        let status: Int
+        /// Lowercased names.
+        let headers: [String: String]
+        let body: String
+    }
+
+    /// `curl -s -D - -X <method> <url> -H … [--data-binary body] <options>`: the status, the headers and the body.
+    static func fetch(_ method: String, _ url: String, headers: [String] = [], body: String? = nil, options: [String] = []) throws -> Answer {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        var arguments = ["-s", "-D", "-", "-X", method, url, "--max-time", "20"]
+        for header in headers { arguments += ["-H", header] }
+        if let body { arguments += ["--data-binary", body] }
+        process.arguments = arguments + options
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else {
+            throw ProcessFailure("curl \(url) answered no headers (exit \(process.terminationStatus)): \(text)")
+        }
+        let lines = text[..<split.lowerBound].split(separator: "\r\n")
+        guard let statusLine = lines.first, let status = Int(statusLine.split(separator: " ").dropFirst().first ?? "") else {
+            throw ProcessFailure("curl \(url): no status line in \(text.prefix(200))")
+        }
+        var fields: [String: String] = [:]
+        for line in lines.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            fields[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        return Answer(status: status, headers: fields, body: String(text[split.upperBound...]))
     }
 }
 

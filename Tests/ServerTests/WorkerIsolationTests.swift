@@ -18,17 +18,11 @@ struct WorkerIsolationTests {
     }
 
     static func withServer(_ name: String, arguments: [String] = [], _ body: (ServerProcess) async throws -> Void) async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("descent-\(name)-\(UUID().uuidString)")
-        let server = ServerProcess(dataFolder: folder, extraArguments: arguments)
-        defer {
-            if let process = server.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
-            try? FileManager.default.removeItem(at: folder)
-            try? FileManager.default.removeItem(at: folder.appendingPathExtension("log"))
+        try await ServerProcess.withFresh(name, arguments: arguments) { server in
+            let csv = try Data(contentsOf: RepositoryFiles.dataset("digits.csv"))
+            _ = try await server.json("POST", "/v1/datasets?name=digits", body: csv, contentType: "text/csv")
+            try await body(server)
         }
-        try await server.start()
-        let csv = try Data(contentsOf: RepositoryFiles.dataset("digits.csv"))
-        _ = try await server.json("POST", "/v1/datasets?name=digits", body: csv, contentType: "text/csv")
-        try await body(server)
     }
 
     /// The pid of the worker process training `job` (its command line names the job).
