@@ -50,8 +50,6 @@ public struct SampleArray: Sendable, Equatable {
     public var elementType: String
 
     public var featureCount: Int { sampleShape.reduce(1, *) }
-    /// `x0`, `x1`, …: the position of each value within a sample.
-    public var featureNames: [String] { (0..<featureCount).map { "x\($0)" } }
 
     public init(features: [Float], rows: Int, sampleShape: [Int], arrayShape: [Int], elementType: String) {
         precondition(features.count == rows * sampleShape.reduce(1, *), "\(features.count) values for \(rows) × \(sampleShape)")
@@ -79,7 +77,7 @@ extension TabularDataset {
             throw DatasetError("there are \(targets.count) labels for \(samples.rows) samples; every sample needs one label")
         }
         self.init(
-            features: samples.features, rows: samples.rows, featureCount: samples.featureCount, featureNames: samples.featureNames,
+            features: samples.features, rows: samples.rows, featureCount: samples.featureCount, featureNames: [],
             sampleShape: samples.sampleShape, task: targets.task, classes: targets.classes, classIndices: targets.classIndices,
             targetValues: targets.values, targetCount: targets.task == .classification ? targets.classes?.count ?? 0 : 1,
             targetName: targetName)

@@ -12,6 +12,8 @@ public struct TabularDataset: Sendable, Equatable {
     public var features: [Float]
     public var rows: Int
     public var featureCount: Int
+    /// A CSV's column names, one per feature; empty when the features are positions within a sample
+    /// (IDX and NPY arrays, which `sampleShape` describes): 20 million `x…` names would be 283 MB.
     public var featureNames: [String]
     /// The shape of one sample: `[featureCount]` for CSV, `[channels, height, width]` for images.
     public var sampleShape: [Int]
@@ -33,7 +35,7 @@ public struct TabularDataset: Sendable, Equatable {
         targetName: String? = nil
     ) {
         precondition(features.count == rows * featureCount, "\(features.count) features for \(rows) × \(featureCount)")
-        precondition(featureNames.count == featureCount, "\(featureNames.count) names for \(featureCount) features")
+        precondition(featureNames.isEmpty || featureNames.count == featureCount, "\(featureNames.count) names for \(featureCount) features")
         switch task {
         case .classification:
             precondition(classIndices.count == rows && targetValues.isEmpty, "classification keeps one class index per row")

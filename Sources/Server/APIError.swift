@@ -83,29 +83,35 @@ func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T)
     }
 }
 
+/// Runs `work` (reading a request body) and answers 408 if it has not finished within `timeout`, so a
+/// client that trickles its body cannot hold a handler, a file and its connection forever.
+func withBodyDeadline<T: Sendable>(_ timeout: Duration, _ work: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await work() }
+        group.addTask {
+            try await Task.sleep(for: timeout)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else {
+            throw APIError(status: .requestTimeout, code: "request_timeout",
+                           message: "the request body did not arrive within \(timeout.components.seconds) seconds")
+        }
+        return value
+    }
+}
+
 extension Request {
     /// The whole body, refusing more than `limit` bytes with a 413, and a body that has not arrived
     /// whole within `timeout` with a 408 (a stalled client cannot hold a handler forever).
     func collectBody(limit: Int, what: String = "the request body", timeout: Duration = .seconds(60)) async throws -> ByteBuffer {
         let body = self.body
-        return try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
-            group.addTask {
-                var buffer = ByteBuffer()
-                for try await part in body {
-                    if buffer.readableBytes + part.readableBytes > limit { throw APIError.tooLarge(limit: limit, what: what) }
-                    var part = part
-                    buffer.writeBuffer(&part)
-                }
-                return buffer
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let buffer = first else {
-                throw APIError(status: .requestTimeout, code: "request_timeout",
-                               message: "the request body did not arrive within \(timeout.components.seconds) seconds")
+        return try await withBodyDeadline(timeout) {
+            var buffer = ByteBuffer()
+            for try await part in body {
+                if buffer.readableBytes + part.readableBytes > limit { throw APIError.tooLarge(limit: limit, what: what) }
+                var part = part
+                buffer.writeBuffer(&part)
             }
             return buffer
         }

@@ -78,6 +78,7 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     let jobLimits = JobLimits(maxEpochSamples: configuration.maxEpochSamples, maxModelParameters: configuration.maxModelParameters,
                               maxMPIProcesses: configuration.maxMPIProcesses, mpiHosts: configuration.mpiHosts)
     DatasetController(datasets: stores.datasets, folder: folder, maxUploadBytes: configuration.maxUploadBytes,
+                      maxFeatures: configuration.maxFeatures, uploadTimeout: configuration.uploadTimeout,
                       quota: DatasetQuota(maxDatasets: configuration.maxDatasetsPerTenant, maxBytes: configuration.maxDatasetBytesPerTenant),
                       logger: logger)
         .addRoutes(to: v1.group("datasets"))

@@ -12,6 +12,10 @@ struct DatasetController {
     let datasets: any DatasetRepository
     let folder: DataFolder
     let maxUploadBytes: Int
+    /// Most features one sample may have (`--max-features`).
+    let maxFeatures: Int
+    /// An upload must arrive whole within this time (`--upload-timeout`; 408 otherwise).
+    let uploadTimeout: Duration
     /// How many datasets, and how many stored bytes, each tenant may keep.
     let quota: DatasetQuota
     let logger: Logger
@@ -134,6 +138,16 @@ struct DatasetController {
             throw error
         }
 
+        let featureCount: Int? = switch parsed {
+        case .table(let dataset): dataset.featureCount
+        case .samples(let samples): samples.featureCount
+        case .labels: nil
+        }
+        if let featureCount, featureCount > maxFeatures {
+            try? FileManager.default.removeItem(at: temporary)
+            throw APIError.invalid([SpecIssue(path: "body", message: "a sample has \(featureCount) features; the limit is \(maxFeatures) (--max-features)")],
+                                   message: "the dataset is invalid")
+        }
         if case .labels(let format, let images, _) = kind, case .labels(let targets) = parsed {
             return try attach(targets, format: format, compressed: compressed, bytes: bytes, to: images, from: temporary,
                               uploadId: uploadId)
@@ -154,7 +168,7 @@ struct DatasetController {
         case (.samples(let format), .samples(let samples)):
             record = DatasetRecord(
                 id: uploadId, tenant: tenant, name: name, format: format.rawValue, rows: samples.rows, features: samples.featureCount,
-                featureNames: samples.featureNames, target: nil, task: DatasetRecord.unlabeledTask, classes: nil,
+                featureNames: [], target: nil, task: DatasetRecord.unlabeledTask, classes: nil,
                 shape: samples.sampleShape, bytes: bytes,
                 fileName: ArrayFormat.storedFileName(uploadId, format: format, compressed: compressed), createdAt: Date())
         default:
@@ -254,17 +268,20 @@ struct DatasetController {
         }
         let handle = try FileHandle(forWritingTo: url)
         defer { try? handle.close() }
-        var total = 0
-        for try await part in body {
-            total += part.readableBytes
-            if total > maxUploadBytes { throw APIError.tooLarge(limit: maxUploadBytes, what: "the upload (--max-upload-bytes)") }
-            if total > bytesLeft {
-                throw APIError.limit(JobStoreError.datasetBytesExceeded(tenant: tenant, stored: stored, adding: total, limit: quota.maxBytes))!
+        let (maxUploadBytes, maxBytes) = (self.maxUploadBytes, quota.maxBytes)
+        return try await withBodyDeadline(uploadTimeout) {
+            var total = 0
+            for try await part in body {
+                total += part.readableBytes
+                if total > maxUploadBytes { throw APIError.tooLarge(limit: maxUploadBytes, what: "the upload (--max-upload-bytes)") }
+                if total > bytesLeft {
+                    throw APIError.limit(JobStoreError.datasetBytesExceeded(tenant: tenant, stored: stored, adding: total, limit: maxBytes))!
+                }
+                try handle.write(contentsOf: part.readableBytesView)
             }
-            try handle.write(contentsOf: part.readableBytesView)
+            try handle.synchronize()
+            return total
         }
-        try handle.synchronize()
-        return total
     }
 
     /// Parsing is CPU work: keep it off the event loop. Also says whether the file is gzip.
@@ -321,7 +338,7 @@ struct DatasetController {
 extension DatasetRecord {
     var json: JSONValue {
         ["id": JSONValue(id), "name": JSONValue(name), "format": JSONValue(format), "rows": JSONValue(rows),
-         "features": JSONValue(features), "feature_names": JSONValue(featureNames), "target": JSONValue(target),
+         "features": JSONValue(features), "feature_names": featureNames.isEmpty ? .null : JSONValue(featureNames), "target": JSONValue(target),
          "task": JSONValue(task), "classes": classes.map { JSONValue($0) } ?? .null, "shape": JSONValue(shape),
          "created_at": JSONValue(createdAt.rfc3339), "bytes": JSONValue(bytes)]
     }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import JobStore
 import Logging
 
 /// The outermost middleware: what a browser must be told about every response, and what a browser
@@ -10,7 +11,8 @@ import Logging
 ///   script, style and data only, and may not be framed), `X-Content-Type-Options: nosniff`,
 ///   `X-Frame-Options: DENY` and `Referrer-Policy: no-referrer`.
 /// - Errors that are not the API's own (a store or disk failure surfacing as a plain Swift error) are
-///   answered with the error envelope as a 500 and logged with their cause, never an empty body.
+///   answered with the error envelope, a 507 when the disk is full, else a 500, and logged with their
+///   cause, never an empty body.
 /// - With auth off (a loopback server), a browser is the only attacker that can reach the port: a web
 ///   page that makes it post to 127.0.0.1, or a DNS name rebound to 127.0.0.1. So the `Host` header must
 ///   name this server (a loopback name, or `--host`), and a state-changing request a browser marks as
@@ -53,6 +55,10 @@ struct SecurityMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch let error as any HTTPResponseError {
             throw APIError(status: error.status, code: error.status.code == 404 ? "not_found" : "http_\(error.status.code)",
                            message: error.status.reasonPhrase, headers: headers)
+        } catch where OutOfSpace.describes(error) {
+            logger.error("\(request.method) \(request.uri.path) failed, the disk is full: \(String(reflecting: error))")
+            throw APIError(status: .init(code: 507, reasonPhrase: "Insufficient Storage"), code: "insufficient_storage",
+                           message: "the server's disk is full; nothing was stored. Deleting datasets or jobs frees space", headers: headers)
         } catch {
             logger.error("\(request.method) \(request.uri.path) failed: \(String(reflecting: error))")
             throw APIError(status: .internalServerError, code: "internal_error",

@@ -33,6 +33,10 @@ public struct ServerConfiguration: Sendable {
     public var webhookTimeout: TimeInterval = 10
     public var blasThreads: Int?
     public var maxUploadBytes = 512 * 1024 * 1024
+    /// Most features (values) one sample of an uploaded dataset may have.
+    public var maxFeatures = 1_000_000
+    /// A dataset upload must arrive whole within this time (408 otherwise): 512 MiB at 0.6 MB/s.
+    public var uploadTimeout: Duration = .seconds(900)
     /// Largest JSON body (predictions; job specs and studies have `maxSpecBytes` too).
     public var maxJSONBytes = 16 * 1024 * 1024
     /// Largest body of `POST /v1/jobs`, `/v1/jobs/validate` and `/v1/studies`.

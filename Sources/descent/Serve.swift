@@ -22,6 +22,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("blas-threads"), help: "OpenBLAS threads (default: cores / workers).") var blasThreads: Int?
     @Option(name: .customLong("blas-core"), help: BLASCore.help) var blasCore = BLASCore.inherit
     @Option(name: .customLong("max-upload-bytes"), help: "Largest dataset upload.") var maxUploadBytes = 512 * 1024 * 1024
+    @Option(name: .customLong("max-features"), help: "Most features (values) one sample of an uploaded dataset may have.")
+    var maxFeatures = 1_000_000
+    @Option(name: .customLong("upload-timeout"), help: "Seconds a dataset upload may take to arrive whole (408 after).") var uploadTimeout = 900
     @Option(help: "Bearer tokens on /v1 routes: on or off (default: on, unless --host is a loopback address).") var auth: String?
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain: serve HTTPS only (with --tls-key).") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.") var tlsKey: String?
@@ -69,7 +72,7 @@ struct Serve: AsyncParsableCommand {
                               ("--max-dataset-bytes-per-tenant", maxDatasetBytesPerTenant), ("--max-epoch-samples", maxEpochSamples),
                               ("--max-model-parameters", maxModelParameters), ("--max-spec-bytes", maxSpecBytes),
                               ("--idle-timeout", idleTimeout), ("--mpi-stall-timeout", mpiStallTimeout),
-                              ("--job-stall-timeout", jobStallTimeout), ("--max-mpi-processes", maxMPIProcesses)] where value < 1 {
+                              ("--job-stall-timeout", jobStallTimeout), ("--max-features", maxFeatures), ("--upload-timeout", uploadTimeout), ("--max-mpi-processes", maxMPIProcesses)] where value < 1 {
             throw ValidationError("\(flag) must be positive, got \(value)")
         }
         guard leaseSeconds >= 1 else { throw ValidationError("--lease-seconds must be at least 1, got \(leaseSeconds)") }
@@ -91,6 +94,8 @@ struct Serve: AsyncParsableCommand {
         configuration.runsWorkers = workers > 0
         configuration.blasThreads = blasThreads
         configuration.maxUploadBytes = maxUploadBytes
+        configuration.maxFeatures = maxFeatures
+        configuration.uploadTimeout = .seconds(uploadTimeout)
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         configuration.requiresAuthentication = auth.map { $0 == "on" } ?? !ServerConfiguration.isLoopback(host: host)
         configuration.allowedHosts = allowedHosts

@@ -55,7 +55,6 @@ struct IDXParserTests {
         #expect(samples.sampleShape == [1, 2, 2])
         #expect(samples.arrayShape == [3, 2, 2])
         #expect(samples.featureCount == 4)
-        #expect(samples.featureNames == ["x0", "x1", "x2", "x3"])
         #expect(samples.elementType == "ubyte")
         // Not scaled to [0, 1]: preprocessing.standardize puts features on a common scale.
         #expect(samples.features == (0..<12).map(Float.init))

@@ -49,7 +49,7 @@ struct NPYParserTests {
         #expect(samples.rows == 2 && samples.sampleShape == [3] && samples.arrayShape == [2, 3])
         #expect(samples.features == [1.5, -2, 0.25, 3, 4, 5])
         #expect(samples.elementType == "<f4")
-        #expect(samples.featureNames == ["x0", "x1", "x2"])
+        #expect(samples.featureCount == 3)
     }
 
     @Test("a uint8 (N, H, W) array is one-channel images [1, H, W], values kept as stored")

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import JobStore
 import NeuralNetwork
 import Server
+import Datasets
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -214,6 +215,33 @@ struct LimitsTests {
             let answer = await connection.read(until: "request_timeout")
             #expect(answer?.hasPrefix("HTTP/1.1 408") == true, "\(answer ?? "no answer")")
             #expect(try await api.get("/healthz").status == .ok)
+        }
+    }
+
+    @Test("a dataset upload that does not arrive whole within --upload-timeout is a 408 and leaves no file")
+    func slowUploadTimesOut() async throws {
+        try await withServer(ServerOptions(configure: { $0.uploadTimeout = .seconds(1) }), setup: .live) { api in
+            let port = try #require(api.port)
+            let connection = try RawConnection(port: port, receiveTimeout: 90)
+            connection.send("POST /v1/datasets?name=slow HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\nContent-Length: 100000\r\n\r\na,b,y\n1,2,0\n")
+            let answer = await connection.read(until: "request_timeout")
+            #expect(answer?.hasPrefix("HTTP/1.1 408") == true, "\(answer ?? "no answer")")
+            #expect(try api.datasetFiles().isEmpty)
+            try await api.expectNoDatasetLeft()
+        }
+    }
+
+    @Test("a sample with more features than --max-features is a 422 naming the limit, for CSV and NPY alike")
+    func featuresPerSampleAreCapped() async throws {
+        try await withServer(ServerOptions(configure: { $0.maxFeatures = 3 })) { api in
+            let csv = try await api.upload(Data("a,b,c,d,y\n1,2,3,4,0\n5,6,7,8,1\n".utf8), query: "name=wide")
+            let csvError = try expectError(csv, .unprocessableContent, naming: ["body"])
+            #expect(csvError.details.first?.message.contains("4 features; the limit is 3 (--max-features)") == true, "\(csv.text)")
+            let npy = try await api.upload(NPYWriter.float32(shape: [2, 4], values: Array(repeating: 0.5, count: 8)), query: "name=wide&format=npy",
+                                           contentType: "application/octet-stream")
+            try expectError(npy, .unprocessableContent, naming: ["body"])
+            #expect(try await api.upload(Data("a,b,y\n1,2,0\n3,4,1\n".utf8), query: "name=narrow").status == .created)
+            #expect(try api.datasetFiles().count == 1)
         }
     }
 }

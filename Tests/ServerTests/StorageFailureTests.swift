@@ -5,8 +5,72 @@ import Testing
 
 /// What a job does when the data folder cannot take its files: fail with a clear message, after
 /// its retries, while the server keeps serving and the store stays consistent.
+/// A tmpfs of a few MiB mounted for one test: a disk that really fills up. Mounting needs root (CI
+/// and this machine run the tests as root); where it is refused the tests that need it are skipped.
+enum SmallFilesystem {
+    static let canMount: Bool = {
+        guard getuid() == 0, let folder = try? mount(megabytes: 1) else { return false }
+        unmount(folder)
+        return true
+    }()
+
+    /// A fresh folder with a tmpfs of `megabytes` on it.
+    static func mount(megabytes: Int) throws -> URL {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("descent-tmpfs-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        do {
+            try PythonTools.run(URL(fileURLWithPath: "/bin/mount"), ["-t", "tmpfs", "-o", "size=\(megabytes)m", "tmpfs", folder.path])
+        } catch {
+            try? FileManager.default.removeItem(at: folder)
+            throw error
+        }
+        return folder
+    }
+
+    static func unmount(_ folder: URL) {
+        _ = try? PythonTools.run(URL(fileURLWithPath: "/bin/umount"), ["-l", folder.path])
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    static func with<T>(megabytes: Int, _ body: (URL) async throws -> T) async throws -> T {
+        let folder = try mount(megabytes: megabytes)
+        defer { unmount(folder) }
+        return try await body(folder)
+    }
+}
+
 @Suite("Storage failures")
 struct StorageFailureTests {
+    @Test("On a full disk an upload answers 507 with the error envelope and leaves no file; deleting frees space and uploads work again",
+          .enabled(if: SmallFilesystem.canMount, "mounting a tmpfs needs root"))
+    func fullDiskAnswers507() async throws {
+        // 3 MB of CSV per upload on an 8 MiB filesystem that also holds the database: the third does not fit.
+        var csv = "a,b,y\n"
+        var random = SystemRandomNumberGenerator()
+        while csv.utf8.count < 3_000_000 { csv += "\(Double.random(in: 0..<1, using: &random)),\(Double.random(in: 0..<1, using: &random)),\(Int.random(in: 0...1, using: &random))\n" }
+        let data = Data(csv.utf8)
+        try await SmallFilesystem.with(megabytes: 8) { folder in
+            try await withServer(ServerOptions(fileDatabase: true), folder: folder) { api in
+                var created: [String] = []
+                var full: APIResponse?
+                for index in 0..<4 {
+                    let response = try await api.upload(data, query: "name=part\(index)")
+                    if response.status == .created { created.append(try #require(try response.json()["id"]?.string)) } else { full = response; break }
+                }
+                #expect(created.count == 2, "two uploads fit")
+                let refused = try #require(full)
+                try expectError(refused, .init(code: 507), code: "insufficient_storage")
+                let files = try api.datasetFiles()
+                #expect(files.allSatisfy { !$0.hasSuffix(".upload") }, "\(files)")
+                #expect(try await api.get("/healthz").status == .ok)
+                #expect(try await api.get("/v1/datasets").json()["datasets"]?.array?.count == 2)
+
+                #expect(try await api.delete("/v1/datasets/\(created[0])").status == .noContent)
+                #expect(try await api.upload(data, query: "name=again").status == .created, "the space freed is used again")
+            }
+        }
+    }
+
     @Test("an unwritable checkpoints folder fails the job after its attempts with a storage_error naming the checkpoint; the server keeps serving")
     func unwritableCheckpointsFailTheJob() async throws {
         try await withServer(ServerOptions(runsWorkers: true)) { api in
