@@ -97,7 +97,8 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     return Application(
         router: router,
         server: try configuration.tls.map { try .tls(http1, tlsConfiguration: makeTLSConfiguration(certificateChain: $0.certificateChain, privateKey: $0.privateKey)) } ?? http1,
-        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "descent"),
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "descent",
+                             availableConnectionsDelegate: configuration.maxConnections.map { .maximum($0, logger: logger) }),
         services: services,
         logger: logger)
 }

@@ -53,6 +53,11 @@ public struct ServerConfiguration: Sendable {
     /// then speaks HTTPS only. Both or neither.
     public var tls: (certificateChain: String, privateKey: String)?
 
+    /// Connections served at once (`--max-connections`); more wait in the listen backlog until one
+    /// closes. Nil: no cap (tests). `descent serve` sizes it under the open-file limit
+    /// (`defaultMaxConnections`), so sockets can never take the descriptors its files need.
+    public var maxConnections: Int?
+
     /// `--auth on`: every `/v1` request needs `Authorization: Bearer <token>` and acts for the
     /// token's tenant. Off: every request acts for the default tenant.
     public var requiresAuthentication = false
@@ -119,5 +124,26 @@ public struct ServerConfiguration: Sendable {
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
         }
         return bound ? Int(UInt16(bigEndian: address.sin_port)) : Int.random(in: 20_000...30_000)
+    }
+}
+
+extension ServerConfiguration {
+    /// Raises this process's soft open-file limit to its hard limit (allowed without privileges) and
+    /// returns the limit in force.
+    public static func raiseOpenFileLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        return Int(clamping: limit.rlim_cur)
+    }
+
+    /// Half the open-file limit, at most 4096: the other half stays for datasets, models, the database
+    /// and the workers' pipes.
+    public static func defaultMaxConnections(openFileLimit: Int) -> Int {
+        max(16, min(4096, openFileLimit / 2))
     }
 }

@@ -22,6 +22,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("blas-threads"), help: "OpenBLAS threads (default: cores / workers).") var blasThreads: Int?
     @Option(name: .customLong("blas-core"), help: BLASCore.help) var blasCore = BLASCore.inherit
     @Option(name: .customLong("max-upload-bytes"), help: "Largest dataset upload.") var maxUploadBytes = 512 * 1024 * 1024
+    @Option(name: .customLong("max-connections"), help: "Connections served at once; more wait until one closes (default: half the open-file limit, at most 4096).")
+    var maxConnections: Int?
     @Option(name: .customLong("max-features"), help: "Most features (values) one sample of an uploaded dataset may have.")
     var maxFeatures = 1_000_000
     @Option(name: .customLong("upload-timeout"), help: "Seconds a dataset upload may take to arrive whole (408 after).") var uploadTimeout = 900
@@ -66,6 +68,7 @@ struct Serve: AsyncParsableCommand {
         if let jobMemoryLimit, jobMemoryLimit != 0, jobMemoryLimit < 1 << 30 {
             throw ValidationError("--job-memory-limit must be 0 (no limit) or at least 1 GiB (\(1 << 30) bytes), got \(jobMemoryLimit)")
         }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be positive, got \(maxConnections)") }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         if let auth, auth != "on", auth != "off" { throw ValidationError("--auth must be on or off, got \(auth)") }
         for (flag, value) in [("--max-queued-per-tenant", maxQueuedPerTenant), ("--max-datasets-per-tenant", maxDatasetsPerTenant),
@@ -95,6 +98,8 @@ struct Serve: AsyncParsableCommand {
         configuration.blasThreads = blasThreads
         configuration.maxUploadBytes = maxUploadBytes
         configuration.maxFeatures = maxFeatures
+        let openFiles = ServerConfiguration.raiseOpenFileLimit()
+        configuration.maxConnections = maxConnections ?? ServerConfiguration.defaultMaxConnections(openFileLimit: openFiles)
         configuration.uploadTimeout = .seconds(uploadTimeout)
         configuration.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         configuration.requiresAuthentication = auth.map { $0 == "on" } ?? !ServerConfiguration.isLoopback(host: host)
@@ -119,6 +124,7 @@ struct Serve: AsyncParsableCommand {
         var logger = Logger(label: "descent")
         logger.logLevel = configuration.logLevel
         logger.info("OpenBLAS kernels: \(BLASCore.description)")
+        logger.info("open-file limit \(openFiles); serving at most \(configuration.maxConnections ?? 0) connections at once")
         do {
             try await buildApplication(configuration).runService()
         } catch let error as ServerStartError {

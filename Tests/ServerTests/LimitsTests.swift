@@ -218,6 +218,30 @@ struct LimitsTests {
         }
     }
 
+    @Test("Under an open-file limit of 160, 150 idle connections leave the server its files: on a connection already open an upload and a job still succeed")
+    func idleSocketsDoNotStarveFiles() async throws {
+        try await ServerProcess.withFresh("sockets", launcher: ["/usr/bin/prlimit", "--nofile=160:160", "--"]) { server in
+            #expect(server.log().contains("serving at most 80 connections"), "\(server.log().suffix(2000))")
+            let open = try RawConnection(port: server.port, receiveTimeout: 90)
+            open.send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            #expect(await open.read(until: "ok")?.hasPrefix("HTTP/1.1 200") == true)
+            // Without the cap these would take every descriptor (EMFILE): no dataset file, no database page, no worker pipe.
+            let idle = try (0..<150).map { _ in try RawConnection(port: server.port, receiveTimeout: 90) }
+            try await Task.sleep(for: .milliseconds(500))
+            let csv = "a,b,y\n1,2,0\n3,4,1\n2,2,0\n4,3,1\n"
+            open.send("POST /v1/datasets?name=tiny HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\nContent-Length: \(csv.utf8.count)\r\n\r\n\(csv)")
+            let upload = await open.read(until: "created_at")
+            #expect(upload?.hasPrefix("HTTP/1.1 201") == true, "\(upload ?? "no answer")")
+            let spec = #"{"dataset": {"name": "tiny"}, "model": {"layers": [{"type": "dense", "units": 2}]}, "training": {"epochs": 2}}"#
+            open.send("POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: \(spec.utf8.count)\r\n\r\n\(spec)")
+            let submitted = await open.read(until: "job_")
+            #expect(submitted?.hasPrefix("HTTP/1.1 201") == true, "\(submitted ?? "no answer")")
+            let id = try #require(submitted?.firstMatch(of: /"id":"(job_[a-z0-9]+)"/)?.1)
+            withExtendedLifetime(idle) {}
+            #expect(try await server.waitForJob(String(id)) { ["succeeded", "failed"].contains($0["status"] as? String) }["status"] as? String == "succeeded")
+        }
+    }
+
     @Test("a dataset upload that does not arrive whole within --upload-timeout is a 408 and leaves no file")
     func slowUploadTimesOut() async throws {
         try await withServer(ServerOptions(configure: { $0.uploadTimeout = .seconds(1) }), setup: .live) { api in

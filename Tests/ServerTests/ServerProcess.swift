@@ -27,6 +27,8 @@ final class ServerProcess: @unchecked Sendable {
     /// Set when `extraArguments` make it serve HTTPS (`--tls-cert`): the certificate to trust, and
     /// readiness is then asked over https with curl.
     var trustedCertificate: URL?
+    /// A program that starts the server (`prlimit --nofile=160:160`): it is run with the server's command line after it.
+    var launcher: [String] = []
 
     /// `logFile` nil: `<dataFolder>.log`. Servers of a fleet share their data folder and keep a log each.
     init(dataFolder: URL, logFile: URL? = nil, extraArguments: [String] = []) {
@@ -41,11 +43,12 @@ final class ServerProcess: @unchecked Sendable {
     /// Runs `body` against a server started on a fresh temporary data folder (`descent-<name>-<uuid>`),
     /// then kills it if it still runs and removes the folder and its log.
     /// `arguments` go to `descent serve`; `trusting` is the certificate of a server started with `--tls-cert`.
-    static func withFresh<T>(_ name: String, arguments: [String] = [], trusting certificate: URL? = nil,
+    static func withFresh<T>(_ name: String, arguments: [String] = [], trusting certificate: URL? = nil, launcher: [String] = [],
                              _ body: (ServerProcess) async throws -> T) async throws -> T {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("descent-\(name)-\(UUID().uuidString)")
         let server = ServerProcess(dataFolder: folder, extraArguments: arguments)
         server.trustedCertificate = certificate
+        server.launcher = launcher
         defer {
             if let process = server.process, process.isRunning { kill(process.processIdentifier, SIGKILL) }
             try? FileManager.default.removeItem(at: folder)
@@ -66,9 +69,10 @@ final class ServerProcess: @unchecked Sendable {
     private func startOnce() async throws -> Bool {
         port = Self.freePort()
         let process = Process()
-        process.executableURL = Self.executable
-        process.arguments = ["serve", "--port", String(port), "--data-dir", dataFolder.path, "--log-level", "debug", "--blas-threads", "1"]
-            + extraArguments
+        let command = launcher + [Self.executable.path, "serve", "--port", String(port), "--data-dir", dataFolder.path,
+                                  "--log-level", "debug", "--blas-threads", "1"] + extraArguments
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         if !FileManager.default.fileExists(atPath: logFile.path) {
             _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         }
