@@ -10,6 +10,8 @@ import Training
 /// `shape.reduce(*)` values per sample) or, for image samples ([1, H, W] or [3, H, W]), as a PNG grid.
 extension JobController {
     static let maxSamples = 1024
+    /// Values in one answer (`n` × values per sample): 1 Mi floats, about 12 MB of JSON.
+    static let maxSampleValues = 1 << 20
 
     @Sendable func samples(_ request: Request, context: AppRequestContext) async throws -> Response {
         let job = try requireJob(context)
@@ -35,24 +37,36 @@ extension JobController {
         guard issues.isEmpty else { throw APIError.invalid(issues, message: "the query is invalid") }
 
         let url = try requireModelFile(job)
-        let model = try ganModels.model(jobId: job.id, url: url)
+        let ganModels = self.ganModels
+        // Loading and running a generator is CPU work: off the cooperative threads (see `offCooperativePool`).
+        let model = try await offCooperativePool { try ganModels.model(jobId: job.id, url: url) }
         let shape = model.sampleShape
         if format == "png", !(shape.count == 3 && (shape[0] == 1 || shape[0] == 3)) {
             throw APIError.invalid([SpecIssue(path: "format", message: "a PNG grid needs image samples of shape [1, H, W] or [3, H, W]; this generator makes samples of shape \(shape). Use format=json")],
                                    message: "the query is invalid")
         }
-        let values = model.sample(count: count, seed: seed)
+        let width = shape.reduce(1, *)
+        let most = Self.maxSampleValues / max(1, width)
+        if count > most {
+            let advice = most == 0 ? "this generator's samples are too large to serve; download the model instead" : "ask for at most \(most)"
+            throw APIError.invalid([SpecIssue(path: "n", message: "\(count) samples of \(width) values each exceed the \(Self.maxSampleValues) values one answer may hold; \(advice)")],
+                                   message: "the query is invalid")
+        }
+        let (drawn, noiseSeed) = (count, seed)
+        let values = try await offCooperativePool { model.sample(count: drawn, seed: noiseSeed) }
         if format == "png" {
             let range = model.valueRange ?? (values.min() ?? 0, values.max() ?? 1)
             let png = PNGEncoder.grid(values, count: count, shape: shape, range: range)
             return Response(status: .ok, headers: [.contentType: "image/png", .cacheControl: "no-store"],
                             body: .init(byteBuffer: ByteBuffer(bytes: png)))
         }
-        let width = shape.reduce(1, *)
-        let rows: [JSONValue] = (0..<count).map { index in
-            .array(values[(index * width)..<((index + 1) * width)].map { JSONValue($0) })
+        // Building and encoding a million JSON numbers takes a while: off the cooperative threads too.
+        return try await offCooperativePool {
+            let rows: [JSONValue] = (0..<drawn).map { index in
+                .array(values[(index * width)..<((index + 1) * width)].map { JSONValue($0) })
+            }
+            return jsonResponse(["samples": .array(rows), "shape": JSONValue(shape), "n": JSONValue(drawn), "seed": JSONValue(Double(noiseSeed))])
         }
-        return jsonResponse(["samples": .array(rows), "shape": JSONValue(shape), "n": JSONValue(count), "seed": JSONValue(Double(seed))])
     }
 
     /// `/predict` of a GAN job: a generator takes noise, not inputs.

@@ -112,6 +112,26 @@ struct GANEndpointTests {
         }
     }
 
+    @Test("An answer holds at most 1 Mi values: n samples of a wide generator past that are a 422 at n saying how many fit")
+    func samplesAreBoundedByValues() async throws {
+        try await withServer(Self.workers) { api in
+            // 8192 features a sample: 128 samples fit in one answer.
+            let header = (0..<8192).map { "x\($0)" }.joined(separator: ",") + ",y\n"
+            let rows = (0..<8).map { row in (0..<8192).map { String(Double(($0 + row) % 7) / 7) }.joined(separator: ",") + ",0\n" }.joined()
+            #expect(try await api.upload(Data((header + rows).utf8), query: "name=wide").status == .created)
+            let id = try await api.submit(try parsedJSON("""
+                {"task": "gan", "dataset": {"name": "wide"},
+                 "model": {"generator": {"latent_dim": 4, "layers": [{"type": "dense", "units": 8192, "activation": "sigmoid"}]},
+                           "discriminator": {"layers": [{"type": "dense", "units": 4, "activation": "leaky_relu"}, {"type": "dense", "units": 1}]}},
+                 "training": {"epochs": 1, "batch_size": 8}}
+                """))
+            #expect(try await api.waitUntilFinished(id)["status"] == "succeeded")
+            let refused = try expectError(try await api.get("/v1/jobs/\(id)/samples?n=129"), .unprocessableContent, naming: ["n"])
+            #expect(refused.details.first?.message.contains("ask for at most 128") == true, "\(refused.details)")
+            #expect(try await api.get("/v1/jobs/\(id)/samples?n=2").json()["samples"]?.array?.count == 2)
+        }
+    }
+
     @Test("Image samples come back as a PNG grid")
     func imageGrid() async throws {
         try await withServer(Self.workers) { api in
