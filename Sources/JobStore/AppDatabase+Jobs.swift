@@ -6,7 +6,7 @@ import GRDB
 // process or another one.
 
 extension AppDatabase: JobRepository {
-    public func createJob(_ new: NewJob, activeJobLimit: Int?) throws -> (job: JobRecord, created: Bool) {
+    public func createJob(_ new: NewJob, limits: TenantLimits) throws -> (job: JobRecord, created: Bool) {
         try writer.write { db in
             // A retried POST finds the first job here (the UNIQUE (tenant, key) pair is the last line
             // of defense), even when the tenant has reached its limit since.
@@ -14,7 +14,7 @@ extension AppDatabase: JobRepository {
                let existing = try JobRecord.fetchOne(db, key: ["tenant": new.tenant, "idempotency_key": key]) {
                 return (existing, false)
             }
-            if let activeJobLimit { try Self.checkActiveJobLimit(db, tenant: new.tenant, adding: 1, limit: activeJobLimit) }
+            try Self.checkTenantLimits(db, tenant: new.tenant, adding: [new], limits: limits)
             let job = JobRecord(
                 id: makeIdentifier(prefix: "job_"), tenant: new.tenant, name: new.name, priority: new.priority,
                 datasetId: new.datasetId, spec: new.spec, maxAttempts: new.maxAttempts,
@@ -24,13 +24,25 @@ extension AppDatabase: JobRepository {
         }
     }
 
-    /// Refuses (`JobStoreError.tooManyActiveJobs`) `adding` jobs that would give the tenant more
-    /// than `limit` queued and running jobs. Called in the inserting write transaction.
-    static func checkActiveJobLimit(_ db: Database, tenant: String, adding: Int, limit: Int) throws {
-        let active = try Int.fetchOne(
-            db, sql: "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND status IN ('queued', 'running')", arguments: [tenant]) ?? 0
-        if active + adding > limit {
-            throw JobStoreError.tooManyActiveJobs(tenant: tenant, active: active, adding: adding, limit: limit)
+    /// Refuses (`JobStoreError.tooManyActiveJobs`, `.tooManyMPIProcesses`) `adding` jobs that would take
+    /// the tenant's queued and running jobs past `limits`. Called in the inserting write transaction.
+    static func checkTenantLimits(_ db: Database, tenant: String, adding: [NewJob], limits: TenantLimits) throws {
+        if let limit = limits.activeJobs {
+            let active = try Int.fetchOne(
+                db, sql: "SELECT COUNT(*) FROM jobs WHERE tenant = ? AND status IN ('queued', 'running')", arguments: [tenant]) ?? 0
+            if active + adding.count > limit {
+                throw JobStoreError.tooManyActiveJobs(tenant: tenant, active: active, adding: adding.count, limit: limit)
+            }
+        }
+        let ranks = adding.reduce(0) { $0 + $1.mpiProcesses }
+        if let limit = limits.mpiProcesses, ranks > 0 {
+            let active = try Int.fetchOne(db, sql: """
+                SELECT COALESCE(SUM(json_extract(spec, '$.distributed.processes')), 0) FROM jobs
+                WHERE tenant = ? AND status IN ('queued', 'running')
+                """, arguments: [tenant]) ?? 0
+            if active + ranks > limit {
+                throw JobStoreError.tooManyMPIProcesses(tenant: tenant, active: active, adding: ranks, limit: limit)
+            }
         }
     }
 

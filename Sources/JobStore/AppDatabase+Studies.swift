@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 extension AppDatabase: StudyRepository {
-    public func createStudy(_ study: StudyRecord, jobs: [NewJob], parameters: [String], activeJobLimit: Int?) throws
+    public func createStudy(_ study: StudyRecord, jobs: [NewJob], parameters: [String], limits: TenantLimits) throws
         -> (study: StudyRecord, jobs: [JobRecord])
     {
         precondition(jobs.count == parameters.count, "one parameters object per job")
@@ -10,7 +10,7 @@ extension AppDatabase: StudyRepository {
         // and every job inserted before it, so no half-created study is ever visible.
         return try writer.write { db in
             // The study's jobs count against its tenant's limit like jobs submitted one by one.
-            if let activeJobLimit { try Self.checkActiveJobLimit(db, tenant: study.tenant, adding: jobs.count, limit: activeJobLimit) }
+            try Self.checkTenantLimits(db, tenant: study.tenant, adding: jobs, limits: limits)
             let stored = try study.insertAndFetch(db)
             let now = Date()
             let records = try zip(jobs, parameters).map { new, values in

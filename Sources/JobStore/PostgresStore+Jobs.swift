@@ -6,14 +6,14 @@ import PostgresNIO
 // row lock (FOR UPDATE) or the tenant's advisory lock, and the claim skips rows other nodes lock.
 
 extension PostgresStore: JobRepository {
-    public func createJob(_ new: NewJob, activeJobLimit: Int?) throws -> (job: JobRecord, created: Bool) {
+    public func createJob(_ new: NewJob, limits: TenantLimits) throws -> (job: JobRecord, created: Bool) {
         try transaction { transaction in
             try transaction.lock("tenant:\(new.tenant)")
             if let key = new.idempotencyKey,
                let existing = try transaction.query("SELECT * FROM jobs WHERE tenant = \(new.tenant) AND idempotency_key = \(key)").first {
                 return (try JobRecord(existing), false)
             }
-            if let activeJobLimit { try Self.checkActiveJobLimit(transaction, tenant: new.tenant, adding: 1, limit: activeJobLimit) }
+            try Self.checkTenantLimits(transaction, tenant: new.tenant, adding: [new], limits: limits)
             let job = try Self.insertJob(transaction, new, id: makeIdentifier(prefix: "job_"), createdAt: Date(),
                                          idempotencyKey: new.idempotencyKey, studyId: nil, studyParameters: nil)
             return (job, true)
@@ -32,11 +32,24 @@ extension PostgresStore: JobRepository {
         return try JobRecord(rows[0])
     }
 
-    static func checkActiveJobLimit(_ transaction: PostgresTransaction, tenant: String, adding: Int, limit: Int) throws {
-        let active = try transaction.query(
-            "SELECT COUNT(*) AS count FROM jobs WHERE tenant = \(tenant) AND status IN ('queued', 'running')")[0].value("count", as: Int.self)
-        if active + adding > limit {
-            throw JobStoreError.tooManyActiveJobs(tenant: tenant, active: active, adding: adding, limit: limit)
+    /// As `AppDatabase.checkTenantLimits`, under the tenant's advisory lock the caller holds.
+    static func checkTenantLimits(_ transaction: PostgresTransaction, tenant: String, adding: [NewJob], limits: TenantLimits) throws {
+        if let limit = limits.activeJobs {
+            let active = try transaction.query(
+                "SELECT COUNT(*) AS count FROM jobs WHERE tenant = \(tenant) AND status IN ('queued', 'running')")[0].value("count", as: Int.self)
+            if active + adding.count > limit {
+                throw JobStoreError.tooManyActiveJobs(tenant: tenant, active: active, adding: adding.count, limit: limit)
+            }
+        }
+        let ranks = adding.reduce(0) { $0 + $1.mpiProcesses }
+        if let limit = limits.mpiProcesses, ranks > 0 {
+            let active = try transaction.query("""
+                SELECT COALESCE(SUM((spec::jsonb #>> '{distributed,processes}')::bigint), 0)::bigint AS count FROM jobs
+                WHERE tenant = \(tenant) AND status IN ('queued', 'running')
+                """)[0].value("count", as: Int.self)
+            if active + ranks > limit {
+                throw JobStoreError.tooManyMPIProcesses(tenant: tenant, active: active, adding: ranks, limit: limit)
+            }
         }
     }
 

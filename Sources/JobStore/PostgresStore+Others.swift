@@ -85,13 +85,13 @@ extension PostgresStore: DatasetRepository {
 }
 
 extension PostgresStore: StudyRepository {
-    public func createStudy(_ study: StudyRecord, jobs: [NewJob], parameters: [String], activeJobLimit: Int?) throws
+    public func createStudy(_ study: StudyRecord, jobs: [NewJob], parameters: [String], limits: TenantLimits) throws
         -> (study: StudyRecord, jobs: [JobRecord])
     {
         precondition(jobs.count == parameters.count, "one parameters object per job")
         return try transaction { transaction in
             try transaction.lock("tenant:\(study.tenant)")
-            if let activeJobLimit { try Self.checkActiveJobLimit(transaction, tenant: study.tenant, adding: jobs.count, limit: activeJobLimit) }
+            try Self.checkTenantLimits(transaction, tenant: study.tenant, adding: jobs, limits: limits)
             let stored = try StudyRecord(transaction.query("""
                 INSERT INTO studies (id, tenant, name, spec, strategy, objective_metric, objective_mode, created_at)
                 VALUES (\(study.id), \(study.tenant), \(study.name), \(study.spec), \(study.strategy), \(study.objectiveMetric),

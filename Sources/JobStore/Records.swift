@@ -118,11 +118,14 @@ public struct NewJob: Sendable {
     public var epochs: Int
     public var maxAttempts: Int
     public var idempotencyKey: String?
+    /// MPI ranks the job asks for (`distributed.processes`; 0 without MPI), counted against `TenantLimits.mpiProcesses`.
+    public var mpiProcesses: Int
 
     public init(
         tenant: String = Tenant.default, name: String? = nil, priority: Int = 0, datasetId: String, spec: String,
-        epochs: Int, maxAttempts: Int = 3, idempotencyKey: String? = nil
+        epochs: Int, maxAttempts: Int = 3, idempotencyKey: String? = nil, mpiProcesses: Int = 0
     ) {
+        self.mpiProcesses = mpiProcesses
         self.tenant = tenant
         self.name = name
         self.priority = priority
@@ -293,6 +296,8 @@ public enum JobStoreError: Error, Equatable {
     case migrationsNotFound(String)
     /// Queuing `adding` more jobs would take the tenant past `limit` queued and running jobs (HTTP 429).
     case tooManyActiveJobs(tenant: String, active: Int, adding: Int, limit: Int)
+    /// The MPI ranks of the tenant's queued and running jobs would pass the limit (HTTP 429).
+    case tooManyMPIProcesses(tenant: String, active: Int, adding: Int, limit: Int)
     /// The tenant already keeps `limit` datasets (HTTP 429).
     case tooManyDatasets(tenant: String, limit: Int)
     /// Storing `adding` more bytes would take the tenant's datasets past `limit` bytes (HTTP 413).
@@ -398,4 +403,18 @@ extension TokenRecord: FetchableRecord, PersistableRecord {
     public static let databaseTableName = "tokens"
     public static let databaseColumnDecodingStrategy = DatabaseColumnDecodingStrategy.convertFromSnakeCase
     public static let databaseColumnEncodingStrategy = DatabaseColumnEncodingStrategy.convertToSnakeCase
+}
+
+/// What a tenant's queued and running jobs may hold together, checked in the transaction that queues
+/// new ones (so two requests at once cannot both slip under a limit). Nil: no limit.
+public struct TenantLimits: Sendable, Equatable {
+    /// Queued and running jobs (`--max-queued-per-tenant`).
+    public var activeJobs: Int?
+    /// MPI ranks their `distributed.processes` ask for (`--max-mpi-processes-per-tenant`).
+    public var mpiProcesses: Int?
+
+    public init(activeJobs: Int? = nil, mpiProcesses: Int? = nil) {
+        self.activeJobs = activeJobs
+        self.mpiProcesses = mpiProcesses
+    }
 }

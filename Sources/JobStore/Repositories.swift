@@ -7,10 +7,9 @@
 
 public protocol JobRepository: Sendable {
     /// Inserts a queued job of `job.tenant`. With an idempotency key that tenant used before,
-    /// returns the existing job and `created == false`. With `activeJobLimit`, refuses
-    /// (`JobStoreError.tooManyActiveJobs`) a job that would give the tenant more queued and
-    /// running jobs than that, in the inserting transaction.
-    func createJob(_ job: NewJob, activeJobLimit: Int?) throws -> (job: JobRecord, created: Bool)
+    /// returns the existing job and `created == false`. Refuses (`JobStoreError.tooManyActiveJobs`,
+    /// `.tooManyMPIProcesses`) a job that would take the tenant past `limits`, in the inserting transaction.
+    func createJob(_ job: NewJob, limits: TenantLimits) throws -> (job: JobRecord, created: Bool)
     /// Any tenant's job: for the worker pool and the server's own bookkeeping, never for answering
     /// a request (use `job(id:tenant:)`).
     func job(id: String) throws -> JobRecord?
@@ -83,7 +82,12 @@ extension JobRepository {
 
     /// Inserts a queued job with no limit on the tenant's queued and running jobs.
     public func createJob(_ job: NewJob) throws -> (job: JobRecord, created: Bool) {
-        try createJob(job, activeJobLimit: nil)
+        try createJob(job, limits: TenantLimits())
+    }
+
+    /// Inserts a queued job, limiting only the tenant's queued and running jobs.
+    public func createJob(_ job: NewJob, activeJobLimit: Int?) throws -> (job: JobRecord, created: Bool) {
+        try createJob(job, limits: TenantLimits(activeJobs: activeJobLimit))
     }
 }
 
@@ -126,11 +130,11 @@ extension DatasetRepository {
 public protocol StudyRepository: Sendable {
     /// In one write transaction: inserts the study and one queued job per element of `jobs`, the
     /// job at index i recording `parameters[i]` (JSON object text) as its `studyParameters`.
-    /// The jobs belong to the study's tenant. With `activeJobLimit`, refuses
-    /// (`JobStoreError.tooManyActiveJobs`) a study whose jobs would give the tenant more queued
-    /// and running jobs than that. Either everything is stored or nothing. Jobs' idempotency keys
-    /// are ignored. Returns the stored study and jobs, in the order given.
-    func createStudy(_ study: StudyRecord, jobs: [NewJob], parameters: [String], activeJobLimit: Int?) throws
+    /// The jobs belong to the study's tenant. Refuses (`JobStoreError.tooManyActiveJobs`,
+    /// `.tooManyMPIProcesses`) a study whose jobs would take the tenant past `limits`. Either
+    /// everything is stored or nothing. Jobs' idempotency keys are ignored. Returns the stored study
+    /// and jobs, in the order given.
+    func createStudy(_ study: StudyRecord, jobs: [NewJob], parameters: [String], limits: TenantLimits) throws
         -> (study: StudyRecord, jobs: [JobRecord])
     /// The study if it belongs to `tenant`, nil otherwise.
     func study(id: String, tenant: String) throws -> StudyRecord?
@@ -143,7 +147,14 @@ public protocol StudyRepository: Sendable {
 extension StudyRepository {
     /// Stores a study with no limit on its tenant's queued and running jobs.
     public func createStudy(_ study: StudyRecord, jobs: [NewJob], parameters: [String]) throws -> (study: StudyRecord, jobs: [JobRecord]) {
-        try createStudy(study, jobs: jobs, parameters: parameters, activeJobLimit: nil)
+        try createStudy(study, jobs: jobs, parameters: parameters, limits: TenantLimits())
+    }
+
+    /// Stores a study, limiting only the tenant's queued and running jobs.
+    public func createStudy(_ study: StudyRecord, jobs: [NewJob], parameters: [String], activeJobLimit: Int?) throws
+        -> (study: StudyRecord, jobs: [JobRecord])
+    {
+        try createStudy(study, jobs: jobs, parameters: parameters, limits: TenantLimits(activeJobs: activeJobLimit))
     }
 }
 

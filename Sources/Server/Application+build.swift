@@ -75,6 +75,7 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     let specBody = JSONBodyLimits(maxBytes: min(configuration.maxSpecBytes, configuration.maxJSONBytes), maxDepth: configuration.maxJSONDepth,
                                   timeout: configuration.bodyTimeout, what: "the JSON body (--max-spec-bytes)")
     let otherJSONBody = JSONBodyLimits(maxBytes: configuration.maxJSONBytes, maxDepth: configuration.maxJSONDepth, timeout: configuration.bodyTimeout)
+    let tenantLimits = TenantLimits(activeJobs: configuration.maxQueuedPerTenant, mpiProcesses: configuration.maxMPIProcessesPerTenant)
     let jobLimits = JobLimits(maxEpochSamples: configuration.maxEpochSamples, maxModelParameters: configuration.maxModelParameters,
                               maxMPIProcesses: configuration.maxMPIProcesses, mpiHosts: configuration.mpiHosts)
     DatasetController(datasets: stores.datasets, folder: folder, maxUploadBytes: configuration.maxUploadBytes,
@@ -83,11 +84,11 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
                       logger: logger)
         .addRoutes(to: v1.group("datasets"))
     JobController(jobs: stores.jobs, datasets: stores.datasets, deliveries: stores.deliveries, folder: folder, pool: pool, events: events,
-                  specBody: specBody, predictionBody: otherJSONBody, limits: jobLimits, maxQueuedPerTenant: configuration.maxQueuedPerTenant)
+                  specBody: specBody, predictionBody: otherJSONBody, limits: jobLimits, tenantLimits: tenantLimits)
         .addRoutes(to: v1.group("jobs"))
     TenantEventController(jobs: stores.jobs, events: events).addRoutes(to: v1.group("events"))
     StudyController(studies: stores.studies, jobs: stores.jobs, datasets: stores.datasets, folder: folder, pool: pool, events: events,
-                    specBody: specBody, limits: jobLimits, maxQueuedPerTenant: configuration.maxQueuedPerTenant)
+                    specBody: specBody, limits: jobLimits, tenantLimits: tenantLimits)
         .addRoutes(to: v1.group("studies"))
 
     var services: [any Service] = []

@@ -22,7 +22,8 @@ struct JobController {
     let specBody: JSONBodyLimits
     let predictionBody: JSONBodyLimits
     let limits: JobLimits
-    let maxQueuedPerTenant: Int
+    /// What a tenant's queued and running jobs may hold together.
+    let tenantLimits: TenantLimits
     let models = ModelCache()
     let ganModels = GANModelCache()
 
@@ -60,10 +61,7 @@ struct JobController {
         if let key, key.isEmpty || key.count > 255 { throw APIError.badRequest("Idempotency-Key must be 1 to 255 characters") }
         let job: JobRecord, created: Bool
         do {
-            (job, created) = try jobs.createJob(NewJob(
-                tenant: tenant, name: spec.name, priority: spec.priority, datasetId: spec.dataset.storageIdentifier,
-                spec: spec.jsonValue.encodedString(), epochs: spec.plannedEpochs, maxAttempts: spec.maxAttempts, idempotencyKey: key),
-                activeJobLimit: maxQueuedPerTenant)
+            (job, created) = try jobs.createJob(NewJob(spec, tenant: tenant, name: spec.name, idempotencyKey: key), limits: tenantLimits)
         } catch { throw APIError.limit(error) ?? error }
         if created {
             // Told before a worker is woken, so that `queued` never follows `running`.

@@ -60,6 +60,8 @@ extension APIError {
         case .tooManyActiveJobs(let tenant, let active, let adding, let limit)?:
             let asked = adding == 1 ? "another job" : "\(adding) more jobs"
             return .tooManyRequests(code: "too_many_jobs", "tenant \(tenant) has \(active) queued or running jobs; \(asked) would exceed the limit of \(limit) (--max-queued-per-tenant). Wait for some to finish or cancel them")
+        case .tooManyMPIProcesses(let tenant, let active, let adding, let limit)?:
+            return .tooManyRequests(code: "too_many_mpi_processes", "tenant \(tenant)'s queued and running jobs ask for \(active) MPI processes; \(adding) more would exceed the limit of \(limit) (--max-mpi-processes-per-tenant). Wait for some to finish or cancel them")
         case .tooManyDatasets(let tenant, let limit)?:
             return .tooManyRequests(code: "too_many_datasets", "tenant \(tenant) already keeps \(limit) datasets, the limit (--max-datasets-per-tenant); delete one first")
         case .datasetBytesExceeded(let tenant, let stored, let adding, let limit)?:
@@ -68,5 +70,14 @@ extension APIError {
         default:
             return nil
         }
+    }
+}
+
+extension NewJob {
+    /// The row a checked spec queues: its name, priority, dataset, attempts and MPI ranks.
+    init(_ spec: JobSpec, tenant: String, name: String?, idempotencyKey: String? = nil) {
+        self.init(tenant: tenant, name: name, priority: spec.priority, datasetId: spec.dataset.storageIdentifier,
+                  spec: spec.jsonValue.encodedString(), epochs: spec.plannedEpochs, maxAttempts: spec.maxAttempts,
+                  idempotencyKey: idempotencyKey, mpiProcesses: spec.distributed?.processes ?? 0)
     }
 }

@@ -81,6 +81,8 @@ public struct ServerConfiguration: Sendable {
     public var mpiStallTimeout: Double = 600
     /// MPI ranks one job may ask for (`--max-mpi-processes`).
     public var maxMPIProcesses = 16
+    /// MPI ranks a tenant's queued and running jobs may ask for together.
+    public var maxMPIProcessesPerTenant = 32
     /// The hosts (and their most slots) jobs may place MPI ranks on (`--mpi-hosts`); empty: this machine only.
     public var mpiHosts: [DistributedSpec.Host] = []
     /// Where jobs train: `.process` (`descent serve`'s default) gives each its own `descent worker`, so a

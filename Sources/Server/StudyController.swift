@@ -19,7 +19,8 @@ struct StudyController {
     let events: JobEventHub
     let specBody: JSONBodyLimits
     let limits: JobLimits
-    let maxQueuedPerTenant: Int
+    /// What a tenant's queued and running jobs may hold together.
+    let tenantLimits: TenantLimits
 
     func addRoutes(to group: RouterGroup<AppRequestContext>) {
         group.post(use: create)
@@ -72,8 +73,7 @@ struct StudyController {
             let name = Self.jobName(study: study.name, number: number, label: label)
             spec.name = name
             planned.append((
-                NewJob(tenant: tenant, name: name, priority: spec.priority, datasetId: spec.dataset.storageIdentifier,
-                       spec: spec.jsonValue.encodedString(), epochs: spec.plannedEpochs, maxAttempts: spec.maxAttempts),
+                NewJob(spec, tenant: tenant, name: name),
                 study.parametersJSON(combination).encodedString()))
         }
         guard problems.isEmpty else { throw APIError.invalid(problems.issues, message: "the study is invalid") }
@@ -83,7 +83,7 @@ struct StudyController {
         let stored: StudyRecord, queued: [JobRecord]
         do {
             (stored, queued) = try studies.createStudy(record, jobs: planned.map(\.job), parameters: planned.map(\.parameters),
-                                                       activeJobLimit: maxQueuedPerTenant)
+                                                       limits: tenantLimits)
         } catch { throw APIError.limit(error) ?? error }
         for job in queued { events.publish(.status(jobId: job.id, status: .queued)) }
         pool.jobWasQueued()

@@ -125,8 +125,8 @@ public struct AttemptScopedJobs: JobRepository {
         }
     }
 
-    public func createJob(_ job: NewJob, activeJobLimit: Int?) throws -> (job: JobRecord, created: Bool) {
-        try base.createJob(job, activeJobLimit: activeJobLimit)
+    public func createJob(_ job: NewJob, limits: TenantLimits) throws -> (job: JobRecord, created: Bool) {
+        try base.createJob(job, limits: limits)
     }
     public func job(id: String) throws -> JobRecord? { try base.job(id: id) }
     public func job(id: String, tenant: String) throws -> JobRecord? { try base.job(id: id, tenant: tenant) }

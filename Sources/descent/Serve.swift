@@ -54,6 +54,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("mpi-hosts"), help: "The hosts jobs may place MPI ranks on, comma-separated host:slots (mpirun reaches them over ssh as this server); default: this machine only.")
     var mpiHosts: String?
     @Option(name: .customLong("max-mpi-processes"), help: "MPI ranks one job may ask for.") var maxMPIProcesses = 16
+    @Option(name: .customLong("max-mpi-processes-per-tenant"), help: "MPI ranks a tenant's queued and running jobs may ask for together.")
+    var maxMPIProcessesPerTenant = 32
     @Flag(name: .customLong("webhook-allow-private"), help: "Let webhooks go to loopback, private and link-local addresses (a tenant could then reach this server's own network).")
     var webhookAllowPrivate = false
     @Option(name: .customLong("job-stall-timeout"), help: "Seconds a job's worker process may go without finishing an epoch before it is stopped and the attempt failed.")
@@ -75,7 +77,7 @@ struct Serve: AsyncParsableCommand {
                               ("--max-dataset-bytes-per-tenant", maxDatasetBytesPerTenant), ("--max-epoch-samples", maxEpochSamples),
                               ("--max-model-parameters", maxModelParameters), ("--max-spec-bytes", maxSpecBytes),
                               ("--idle-timeout", idleTimeout), ("--mpi-stall-timeout", mpiStallTimeout),
-                              ("--job-stall-timeout", jobStallTimeout), ("--max-features", maxFeatures), ("--upload-timeout", uploadTimeout), ("--max-mpi-processes", maxMPIProcesses)] where value < 1 {
+                              ("--job-stall-timeout", jobStallTimeout), ("--max-features", maxFeatures), ("--upload-timeout", uploadTimeout), ("--max-mpi-processes", maxMPIProcesses), ("--max-mpi-processes-per-tenant", maxMPIProcessesPerTenant)] where value < 1 {
             throw ValidationError("\(flag) must be positive, got \(value)")
         }
         guard leaseSeconds >= 1 else { throw ValidationError("--lease-seconds must be at least 1, got \(leaseSeconds)") }
@@ -117,6 +119,7 @@ struct Serve: AsyncParsableCommand {
         configuration.isolation = isolation
         configuration.webhookAllowsPrivateTargets = webhookAllowPrivate
         configuration.maxMPIProcesses = maxMPIProcesses
+        configuration.maxMPIProcessesPerTenant = maxMPIProcessesPerTenant
         configuration.mpiHosts = try Self.hosts(mpiHosts)
         let memory = Int(clamping: ProcessInfo.processInfo.physicalMemory)
         configuration.jobMemoryLimit = jobMemoryLimit.map { $0 == 0 ? nil : $0 } ?? memory / 2

@@ -56,6 +56,32 @@ struct StoreContractTests {
         #expect(otherJob.created && otherJob.job.id != first.job.id && otherJob.job.tenant == "acme")
     }
 
+    @Test("MPI ranks of a tenant's queued and running jobs are limited together, per tenant; a finished job frees its ranks",
+          arguments: StoreKind.allCases)
+    func mpiProcessLimit(kind: StoreKind) throws {
+        let store = try kind.makeStore()
+        func mpiJob(_ processes: Int, tenant: String = Tenant.default) -> NewJob {
+            var job = makeNewJob()
+            job.spec = #"{"dataset":{"builtin":"spirals"},"model":{"preset":"mlp"},"distributed":{"processes":\#(processes)}}"#
+            job.mpiProcesses = processes
+            job.tenant = tenant
+            return job
+        }
+        let limits = TenantLimits(mpiProcesses: 6)
+        let first = try store.createJob(mpiJob(4), limits: limits).job
+        _ = try store.createJob(makeNewJob(), limits: limits)  // no ranks: never refused by this limit
+        #expect(throws: JobStoreError.tooManyMPIProcesses(tenant: Tenant.default, active: 4, adding: 4, limit: 6)) {
+            try store.createJob(mpiJob(4), limits: limits)
+        }
+        #expect(try store.createJob(mpiJob(4, tenant: "acme"), limits: limits).created, "another tenant has its own ranks")
+        #expect(throws: JobStoreError.tooManyMPIProcesses(tenant: Tenant.default, active: 4, adding: 3, limit: 6)) {
+            try store.createStudy(StudyRecord(name: "s", spec: "{}", strategy: "grid", objectiveMetric: "val_loss", objectiveMode: "min"),
+                                  jobs: [mpiJob(1), mpiJob(2)], parameters: ["{}", "{}"], limits: limits)
+        }
+        #expect(try store.requestCancel(id: first.id, tenant: Tenant.default)?.status == .cancelled)
+        #expect(try store.createJob(mpiJob(4), limits: limits).created, "a cancelled job's ranks are free again")
+    }
+
     @Test("listing pages through a tenant's jobs newest first with a cursor, by status too", arguments: StoreKind.allCases)
     func listing(kind: StoreKind) throws {
         let store = try kind.makeStore()
