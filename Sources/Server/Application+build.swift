@@ -23,6 +23,12 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
     if configuration.requiresAuthentication, try stores.tokens.listTokens().allSatisfy(\.isRevoked) {
         logger.warning("auth is on and there is no valid token: every /v1 request will be refused. Make one with descent token create --tenant NAME")
     }
+    // Leftovers of a crash (see `removeLeftovers`); older than an upload may take, so nothing another node of a fleet is writing.
+    let leftovers = folder.removeLeftovers(
+        olderThan: max(1200, Double(configuration.uploadTimeout.components.seconds) + 300),
+        datasetExists: { try stores.datasets.dataset(id: $0) != nil },
+        jobState: { try stores.jobs.job(id: $0)?.status })
+    if !leftovers.isEmpty { logger.notice("removed \(leftovers.count) files a crash left behind: \(leftovers.prefix(10).joined(separator: ", "))") }
     let events = JobEventHub()
     if let bus = stores.eventBus {
         // A fleet: this server's job events go to the others, theirs come to this one's streams.

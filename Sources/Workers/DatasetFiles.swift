@@ -45,12 +45,48 @@ public struct DataFolder: Sendable {
     /// `GET /v1/jobs/{id}/report`, written once the pipeline has finished.
     public func reportFile(jobId: String) -> URL { models.appendingPathComponent("\(jobId).report.json") }
 
-    /// Removes every stored file of a job: its model, its stages and its report.
+    /// Removes every stored file of a job: its model, its stages, its report, and a write a crash
+    /// interrupted (`.<job>.…tmp`).
     public func removeFiles(ofJob id: String) {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: models.path)) ?? []
-        for name in names where name.hasPrefix("\(id).") {
+        for name in names where name.hasPrefix("\(id).") || name.hasPrefix(".\(id).") {
             try? FileManager.default.removeItem(at: models.appendingPathComponent(name))
         }
+    }
+
+    /// What a crash leaves in the folders, removed at start-up: files of datasets and jobs the store no
+    /// longer has (a delete stops between the row and the files), partial uploads (`.<id>.upload`),
+    /// interrupted writes (`.<name>.<uuid>.tmp`) and checkpoints of finished jobs. Only files untouched
+    /// for `olderThan` go: the servers of a fleet share the folder, and another may be writing them now.
+    /// A file whose owner the store cannot be asked about (it throws) is kept. Returns the paths removed.
+    @discardableResult
+    public func removeLeftovers(olderThan age: TimeInterval, datasetExists: (String) throws -> Bool,
+                                jobState: (String) throws -> JobStatus?, now: Date = Date()) -> [String] {
+        var removed: [String] = []
+        func sweep(_ folder: URL, keep: (_ owner: String, _ temporary: Bool) throws -> Bool) {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+            for name in names {
+                let url = folder.appendingPathComponent(name)
+                let modified = (try? FileManager.default.attributesOfItem(atPath: url.path)[.modificationDate] as? Date) ?? now
+                guard now.timeIntervalSince(modified) > age else { continue }
+                let temporary = name.hasPrefix(".")
+                let owner = String((temporary ? name.dropFirst() : Substring(name)).prefix { $0 != "." })
+                if (try? keep(owner, temporary)) == false {
+                    try? FileManager.default.removeItem(at: url)
+                    removed.append(url.path)
+                }
+            }
+        }
+        // An upload older than the age limit is dead; a dataset file counts while its row exists.
+        sweep(datasets) { owner, temporary in try !temporary && datasetExists(owner) }
+        // Models and reports of existing jobs; an interrupted write only while its job still runs.
+        sweep(models) { owner, temporary in
+            guard let state = try jobState(owner) else { return false }
+            return !temporary || !state.isFinished
+        }
+        // Checkpoints matter until their job finishes.
+        sweep(checkpoints) { owner, _ in try jobState(owner).map { !$0.isFinished } ?? false }
+        return removed
     }
 
     /// Creates the folders owner-only (0700), and makes existing ones so: datasets and models are the

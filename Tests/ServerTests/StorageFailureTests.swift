@@ -41,6 +41,47 @@ enum SmallFilesystem {
 
 @Suite("Storage failures")
 struct StorageFailureTests {
+    @Test("What a crash leaves (files of deleted rows, partial uploads, interrupted writes, checkpoints of finished jobs) goes at the next start once old enough; live files stay")
+    func leftoversAreRemovedAtStart() async throws {
+        try await withTemporaryFolder { folder in
+            let (dataset, job) = try await withServer(ServerOptions(runsWorkers: true, fileDatabase: true), folder: folder) { api in
+                let dataset = try #require(try await api.uploadShared("iris.csv", name: "iris")["id"]?.string)
+                let job = try await api.submit(try Specs.moons(epochs: 2))
+                #expect(try await api.waitUntilFinished(job)["status"] == "succeeded")
+                return (dataset, job)
+            }
+            let manager = FileManager.default
+            @Sendable func place(_ path: String, hoursOld: Double) throws -> URL {
+                let url = folder.appendingPathComponent(path)
+                #expect(manager.createFile(atPath: url.path, contents: Data("x".utf8)))
+                try manager.setAttributes([.modificationDate: Date().addingTimeInterval(-hoursOld * 3600)], ofItemAtPath: url.path)
+                return url
+            }
+            // As a kill leaves them: a delete between its row and its files, an upload, a model write, a checkpoint.
+            let gone = try [place("datasets/ds_aaaaaaaaaaaaaaaaaaaa.csv", hoursOld: 2), place("datasets/.ds_bbbbbbbbbbbbbbbbbbbb.upload", hoursOld: 2),
+                            place("models/job_cccccccccccccccccccc.safetensors", hoursOld: 2),
+                            place("models/.\(job).safetensors.5B1C.tmp", hoursOld: 2),
+                            place("checkpoints/job_cccccccccccccccccccc.epoch-3.ckpt", hoursOld: 2),
+                            place("checkpoints/\(job).epoch-1.ckpt", hoursOld: 2)]
+            // Another node of a fleet may be writing these right now.
+            let fresh = try [place("datasets/.ds_dddddddddddddddddddd.upload", hoursOld: 0), place("datasets/ds_eeeeeeeeeeeeeeeeeeee.csv", hoursOld: 0)]
+            let live = try manager.contentsOfDirectory(atPath: folder.appendingPathComponent("datasets").path).filter { $0.hasPrefix(dataset) }
+                + manager.contentsOfDirectory(atPath: folder.appendingPathComponent("models").path).filter { $0.hasPrefix(job) }
+            #expect(live.count >= 2)
+
+            try await withServer(ServerOptions(fileDatabase: true), folder: folder) { api in
+                for url in gone { #expect(!manager.fileExists(atPath: url.path), "\(url.lastPathComponent) was left") }
+                for url in fresh { #expect(manager.fileExists(atPath: url.path), "\(url.lastPathComponent) was taken") }
+                #expect(try await api.get("/v1/datasets/\(dataset)").status == .ok)
+                #expect(try await api.get("/v1/jobs/\(job)/model").status == .ok)
+                // DELETE takes an interrupted write of the job's model along.
+                let interrupted = try place("models/.\(job).safetensors.77AA.tmp", hoursOld: 0)
+                #expect(try await api.delete("/v1/jobs/\(job)").status == .noContent)
+                #expect(!manager.fileExists(atPath: interrupted.path))
+            }
+        }
+    }
+
     @Test("On a full disk an upload answers 507 with the error envelope and leaves no file; deleting frees space and uploads work again",
           .enabled(if: SmallFilesystem.canMount, "mounting a tmpfs needs root"))
     func fullDiskAnswers507() async throws {
