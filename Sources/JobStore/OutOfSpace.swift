@@ -19,3 +19,17 @@ public enum OutOfSpace {
         return false
     }
 }
+
+/// What a store failure says, for logs and a job's error message: PostgresNIO's errors describe
+/// themselves as "Generic description…" to keep queries out of logs, so this names the server's
+/// message, or the failure's kind and its cause (never the query or its bindings).
+public enum StoreFailureText {
+    public static func of(_ error: any Error) -> String {
+        guard let error = error as? PSQLError else { return "\(error)" }
+        if let message = error.serverInfo?[.message] {
+            let state = error.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? ""
+            return "PostgreSQL: \(message)\(state)"
+        }
+        return "PostgreSQL: \(error.code)" + (error.underlying.map { ": \($0)" } ?? "")
+    }
+}

@@ -189,10 +189,11 @@ extension PostgresStore: JobRepository {
             """))
     }
 
-    public func renewLeases() throws {
+    public func renewLeases(jobIds: [String]) throws {
+        guard !jobIds.isEmpty else { return }
         try query("""
             UPDATE jobs SET lease_expires_at = now() + make_interval(secs => \(leaseSeconds))
-            WHERE status = 'running' AND lease_owner = \(nodeId)
+            WHERE status = 'running' AND lease_owner = \(nodeId) AND id = ANY(\(jobIds))
             """)
     }
 

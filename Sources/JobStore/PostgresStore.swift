@@ -13,7 +13,7 @@ import Synchronization
 /// - claiming takes the next queued job with `SELECT … FOR UPDATE SKIP LOCKED`, so nodes never
 ///   wait for each other and a job is handed out once;
 /// - a claimed job carries `lease_owner` (this node's id) and `lease_expires_at`; the node's
-///   heartbeat (`renewLeases()`) pushes the expiry on while it trains, and any node's sweep
+///   heartbeat (`renewLeases(jobIds:)`) pushes the expiry on while it trains, and any node's sweep
 ///   (`requeueExpiredLeases()`) puts a job whose lease ran out back in the queue, where another
 ///   node claims it and resumes it from its checkpoint (on the shared data folder);
 /// - writes about a running job (epochs, finishing, requeueing) only count when this node still

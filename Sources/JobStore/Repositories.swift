@@ -45,9 +45,11 @@ public protocol JobRepository: Sendable {
     /// which become cancelled. Returns how many were requeued. In a fleet (PostgreSQL) only the jobs
     /// this node left running and those whose lease expired: the other nodes' live jobs stay theirs.
     func requeueInterruptedJobs() throws -> Int
-    /// A fleet's store (PostgreSQL): pushes on the leases of the running jobs this node claimed, so
-    /// no other node takes them. Called by the worker pool's heartbeat. A store of one process (SQLite) has no leases.
-    func renewLeases() throws
+    /// A fleet's store (PostgreSQL): pushes on the leases of `jobIds`, the running jobs this node
+    /// claimed and still trains, so no other node takes them. A job this node claimed but no longer
+    /// trains (its outcome could not be recorded) is left to expire, and the sweep requeues it.
+    /// Called by the worker pool's heartbeat. A store of one process (SQLite) has no leases.
+    func renewLeases(jobIds: [String]) throws
     /// A fleet's store (PostgreSQL): puts running jobs whose lease expired (their node died or lost
     /// the database) back in the queue, cancelling those with a cancel request. Returns how many were
     /// requeued. Always 0 for a store of one process (SQLite).
@@ -70,7 +72,7 @@ extension JobRepository {
     public func requeueJob(id: String) throws { try requeueJob(id: id, countingAttempt: true) }
 
     /// One process owns the queue: nothing to renew.
-    public func renewLeases() throws {}
+    public func renewLeases(jobIds: [String]) throws {}
 
     /// One process owns the queue: `requeueInterruptedJobs()` at start-up is all it needs.
     public func requeueExpiredLeases() throws -> Int { 0 }

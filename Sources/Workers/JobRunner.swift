@@ -16,6 +16,12 @@ struct JobRunner: Sendable {
     /// Starts jobs in processes of their own: `distributed.processes` jobs under mpirun, every job with process
     /// isolation (nil in `descent worker`, which trains itself).
     let launcher: WorkerProcessLauncher?
+    /// Waits before each new try of a write that records a job's state (`persist`): about a minute in
+    /// all, which bridges a database restart or a moment of full disk.
+    var storeRetryDelays: [Double] = [0.25, 0.5, 1, 2, 4, 8, 15, 30]
+    /// The wait before a job that failed on storage goes back to the queue, doubling per attempt (then at most a minute):
+    /// a retry straight away meets the same full disk or unreachable database and burns the attempts in a second.
+    var storageRetryBackoff: Double = 2
 
     init(jobs: any JobRepository, datasets: any DatasetRepository, events: JobEventHub, dataDirectory: URL, logger: Logger,
          launcher: WorkerProcessLauncher? = nil) {
@@ -102,12 +108,13 @@ struct JobRunner: Sendable {
                    stoppedEarly: outcome.stoppedEarly)
             logger.info("job succeeded", metadata: ["test_accuracy": "\(outcome.test?.accuracy ?? .nan)"])
         } catch let error as StorageFailure {
-            // The disk, not the job: retried (from its checkpoint) while attempts remain.
-            retryOrFail(job, code: "storage_error", message: error.description, logger: logger)
+            // The disk or the database, not the job: retried (from its checkpoint), after a wait, while attempts remain.
+            retryOrFail(job, code: "storage_error", message: error.description, logger: logger, backoff: true)
         } catch let error as CocoaError {
-            retryOrFail(job, code: "storage_error", message: "could not read or write a file: \(error.localizedDescription)", logger: logger)
+            retryOrFail(job, code: "storage_error", message: "could not read or write a file: \(error.localizedDescription)", logger: logger,
+                        backoff: true)
         } catch let error as POSIXError {
-            retryOrFail(job, code: "storage_error", message: "could not write a file: \(error.localizedDescription)", logger: logger)
+            retryOrFail(job, code: "storage_error", message: "could not write a file: \(error.localizedDescription)", logger: logger, backoff: true)
         } catch let error as TrainingError {
             let code = if case .diverged = error { "diverged" } else { "invalid_spec" }
             finish(job, .failed, code: code, message: error.description)
@@ -159,20 +166,49 @@ struct JobRunner: Sendable {
     }
 
     /// A transient failure: back in the queue while attempts remain (the next resumes from the
-    /// checkpoint), otherwise failed with the message.
-    func retryOrFail(_ job: JobRecord, code: String, message: String, logger: Logger) {
+    /// checkpoint), otherwise failed with the message. With `backoff` (a storage failure) the job waits,
+    /// still running, `storageRetryBackoff` × 2^(attempt − 1) seconds (at most 60) first; a cancel ends the wait.
+    func retryOrFail(_ job: JobRecord, code: String, message: String, logger: Logger, backoff: Bool = false) {
         guard job.countedAttempts < job.maxAttempts else {
             finish(job, .failed, code: code, message: "\(message) (attempt \(job.countedAttempts) of \(job.maxAttempts))")
             return
         }
-        logger.warning("attempt \(job.attempt) failed: \(message); back in the queue")
-        events.publish(.log(jobId: job.id, message: "attempt \(job.attempt) failed: \(message); retrying"))
-        do {
-            try jobs.requeueJob(id: job.id)
-            events.publish(.status(jobId: job.id, status: .queued))
-        } catch {
-            finish(job, .failed, code: code, message: message)
+        let wait = backoff ? min(60, storageRetryBackoff * Double(1 << min(10, max(0, job.countedAttempts - 1)))) : 0
+        logger.warning("attempt \(job.attempt) failed: \(message); back in the queue\(wait > 0 ? " in \(wait) s" : "")")
+        events.publish(.log(jobId: job.id, message: "attempt \(job.attempt) failed: \(message); retrying\(wait > 0 ? " in \(wait) s" : "")"))
+        let until = Date().addingTimeInterval(wait)
+        while Date() < until {
+            Thread.sleep(forTimeInterval: min(0.5, until.timeIntervalSinceNow))
+            if (try? jobs.isCancelRequested(id: job.id)) == true { return finish(job, .cancelled, code: nil, message: nil) }
         }
+        if persist("the requeue of job \(job.id)", { try jobs.requeueJob(id: job.id) }) {
+            events.publish(.status(jobId: job.id, status: .queued))
+        }
+    }
+
+    /// Runs a store operation a job's state depends on (recording its end, a requeue), retrying it with `storeRetryDelays` (a database that
+    /// restarts, a disk that is full for a moment). False when every try failed: the job then stays as
+    /// the store has it (`running`), this node stops renewing its lease, and the requeue sweep of the
+    /// fleet, or the next start, puts it back in the queue. Logs the first and the last failure only.
+    func persist(_ what: String, _ write: () throws -> Void) -> Bool {
+        for (index, delay) in ([0] + storeRetryDelays).enumerated() {
+            if delay > 0 { Thread.sleep(forTimeInterval: delay) }
+            do {
+                try write()
+                if index > 0 { logger.notice("\(what) was recorded at try \(index + 1)") }
+                return true
+            } catch let error as JobStoreError {
+                // The store answered, and said no (the attempt is no longer the job's): no retry changes that.
+                logger.warning("\(what) was refused: \(error)")
+                return false
+            } catch {
+                if index == 0 { logger.warning("could not record \(what): \(StoreFailureText.of(error)); retrying for about \(Int(storeRetryDelays.reduce(0, +))) s") }
+                if index == storeRetryDelays.count {
+                    logger.error("gave up recording \(what) after \(index + 1) tries: \(StoreFailureText.of(error)). The job stays running in the store until the requeue sweep (a fleet's lease) or the next start puts it back in the queue")
+                }
+            }
+        }
+        return false
     }
 
     /// A job the observer stopped: back in the queue on shutdown, otherwise cancelled.
@@ -182,12 +218,13 @@ struct JobRunner: Sendable {
             return
         }
         if observer.stopReason == .shutdown {
+            // A shutdown does not wait a minute for the store: if this fails, the next start requeues the job anyway.
             do {
                 try jobs.requeueJob(id: job.id, countingAttempt: false)
                 events.publish(.status(jobId: job.id, status: .queued))
                 logger.info("job stopped by shutdown; back in the queue")
             } catch {
-                finish(job, .failed, code: "internal_error", message: String(describing: error))
+                logger.error("could not hand job \(job.id) back to the queue: \(error); the next start requeues it")
             }
         } else {
             finish(job, .cancelled, code: nil, message: nil)
@@ -284,16 +321,17 @@ struct JobRunner: Sendable {
         }
     }
 
+    /// Records the job's end and then, only once the store holds it, tells the event stream and the
+    /// webhooks: no client hears `done` of a job the store still has running.
     func finish(_ job: JobRecord, _ status: JobStatus, code: String?, message: String?, result: String? = nil,
                         bestEpoch: Int? = nil, stoppedEarly: Bool = false) {
-        do {
+        let recorded = persist("the end (\(status.rawValue)) of job \(job.id)") {
             try jobs.finishJob(id: job.id, status: status, errorCode: code, errorMessage: message, result: result,
                                bestEpoch: bestEpoch, stoppedEarly: stoppedEarly)
-            // The row no longer points at them: a finished job needs no checkpoint.
-            folder.removeCheckpoints(ofJob: job.id)
-        } catch {
-            logger.error("could not record the end of job \(job.id): \(error)")
         }
+        guard recorded else { return }
+        // The row no longer points at them: a finished job needs no checkpoint.
+        folder.removeCheckpoints(ofJob: job.id)
         if status == .failed { logger.warning("job failed: \(message ?? "")", metadata: ["job": "\(job.id)"]) }
         if let message, status == .failed { events.publish(.log(jobId: job.id, message: message)) }
         events.publish(.done(jobId: job.id, status: status))
@@ -388,8 +426,8 @@ private final class Observer: TrainingObserver, @unchecked Sendable {
             try jobs.recordEpoch(row, progress: min(1, Double(metrics.epoch) / Double(epochs)), latest: metrics.latestJSON.encodedString(),
                                  checkpointEpoch: checkpointEpoch)
         } catch {
-            logger.error("could not record epoch \(metrics.epoch): \(error)")
-            failure = StorageFailure(message: "could not record epoch \(metrics.epoch) in the database: \(error)")
+            logger.error("could not record epoch \(metrics.epoch): \(StoreFailureText.of(error))")
+            failure = StorageFailure(message: "could not record epoch \(metrics.epoch) in the database: \(StoreFailureText.of(error))")
             return false
         }
         events.publish(.epoch(jobId: job.id, metrics: metrics, epochs: epochs))

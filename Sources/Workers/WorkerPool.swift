@@ -44,6 +44,8 @@ public final class WorkerPool: Sendable {
     private let logger: Logger
     private let wakeUp = DispatchSemaphore(value: 0)
     private let state = Mutex(PoolState())
+    /// A database that is down fails every poll of every worker: one line per 30 s says so, not dozens a second.
+    private let storeErrors = FailureLog(every: 30)
 
     private struct PoolState {
         var isRunning = false
@@ -97,14 +99,14 @@ public final class WorkerPool: Sendable {
         defer { state.withLock { $0.activeWorkers -= 1 } }
         while !isStopping {
             do {
-                try jobs.renewLeases()
+                try jobs.renewLeases(jobIds: Array(state.withLock { $0.running }))
                 let requeued = try jobs.requeueExpiredLeases()
                 if requeued > 0 {
                     logger.info("requeued \(requeued) job(s) whose lease expired")
                     for _ in 0..<requeued { wakeUp.signal() }
                 }
             } catch {
-                logger.error("heartbeat: \(error)")
+                storeErrors.log(logger, "heartbeat: \(StoreFailureText.of(error))")
             }
             // Sleeps in short steps so a shutdown does not wait for a whole interval.
             let until = Date().addingTimeInterval(interval)
@@ -150,7 +152,7 @@ public final class WorkerPool: Sendable {
         while !isStopping {
             let job: JobRecord?
             do { job = try jobs.claimNextJob() } catch {
-                logger.error("worker \(index) could not claim a job: \(error)")
+                storeErrors.log(logger, "could not claim a job: \(StoreFailureText.of(error))")
                 job = nil
             }
             guard let job else {
@@ -172,4 +174,25 @@ enum StopReason {
     /// An MPI rank 0 whose attempt is no longer the job's (its server died and another attempt started):
     /// it stops and leaves the job to the attempt that has it.
     case superseded
+}
+
+/// Logs a failure that repeats at most once per `interval` seconds, saying how many were left out.
+final class FailureLog: Sendable {
+    private let interval: Double
+    private let state = Mutex((last: Date.distantPast, suppressed: 0))
+
+    init(every interval: Double) { self.interval = interval }
+
+    func log(_ logger: Logger, _ message: String) {
+        let suppressed: Int? = state.withLock { state in
+            guard Date().timeIntervalSince(state.last) >= interval else {
+                state.suppressed += 1
+                return nil
+            }
+            defer { state = (Date(), 0) }
+            return state.suppressed
+        }
+        guard let suppressed else { return }
+        logger.error("\(message)\(suppressed > 0 ? " (and \(suppressed) more like it in the last \(Int(interval)) s)" : "")")
+    }
 }

@@ -204,7 +204,9 @@ struct WorkerProcessLauncher: Sendable {
             Thread.sleep(forTimeInterval: 0.05)
         }
         let status = process.wait()
-        let record = try? jobs.job(id: job.id)
+        // Through a database restart too: a job that cannot be read now must not count as a crash.
+        var record: JobRecord?
+        guard runner.persist("the state of job \(job.id) after its worker", { record = try jobs.job(id: job.id) }) else { return }
         if let record, [.succeeded, .failed, .cancelled].contains(record.status) {
             crashes.forget(job.id)
             // Rank 0 finished the job.

@@ -62,7 +62,7 @@ struct PostgresFleetStoreTests {
         // Renewed by its heartbeat, the lease outlives its second: nobody takes the job.
         for _ in 0..<3 {
             Thread.sleep(forTimeInterval: 0.5)
-            try nodeA.renewLeases()
+            try nodeA.renewLeases(jobIds: [job.id])
             #expect(try nodeB.requeueExpiredLeases() == 0)
         }
         // Another node starting up leaves a live node's job alone.
@@ -124,6 +124,24 @@ struct PostgresFleetStoreTests {
         for index in 0..<3 { nodeA.broadcast(#"{"n":\#(index)}"#) }
         for _ in 0..<3 { _ = arrived.wait(timeout: .now() + 10) }
         #expect(heard.withLock { $0 } == [#"{"n":0}"#, #"{"n":1}"#, #"{"n":2}"#])
+    }
+
+    @Test("the heartbeat renews only the jobs the node still trains: one whose end it could not record expires and is requeued")
+    func renewalNamesItsJobs() throws {
+        let nodeA = try makePostgresStore(nodeId: "node-a", leaseSeconds: 1)
+        let url = try #require(PostgresCluster.shared).url(database: try nodeA.query("SELECT current_database() AS name")[0].value("name"))
+        let nodeB = try PostgresStore.open(url: url, nodeId: "node-b", leaseSeconds: 1, maxConnections: 2)
+        defer { nodeA.close(); nodeB.close() }
+        let training = try nodeA.createJob(makeNewJob(name: "training")).job
+        let abandoned = try nodeA.createJob(makeNewJob(name: "abandoned")).job
+        #expect(try nodeA.claimNextJob() != nil && nodeA.claimNextJob() != nil)
+        for _ in 0..<4 {
+            Thread.sleep(forTimeInterval: 0.5)
+            try nodeA.renewLeases(jobIds: [training.id])
+        }
+        #expect(try nodeB.requeueExpiredLeases() == 1)
+        #expect(try nodeB.job(id: abandoned.id)?.status == .queued)
+        #expect(try nodeB.job(id: training.id)?.status == .running)
     }
 
     @Test("a URL that is not postgres://user@host/db is refused with a message")

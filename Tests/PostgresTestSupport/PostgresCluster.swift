@@ -130,14 +130,7 @@ public final class PostgresCluster: @unchecked Sendable {
                     try cluster.run("initdb", ["-D", data.path, "-U", role, "--auth=trust", "-E", "UTF8", "--no-sync"])
                     try cluster.makeCertificates()
                 }
-                // Speed over durability: the cluster lives for one test run.
-                try cluster.run("pg_ctl", [
-                    "-D", data.path, "-l", folder.appendingPathComponent("server.log").path, "-w", "-t", "60", "-o",
-                    "-c listen_addresses=127.0.0.1 -p \(cluster.port) -c unix_socket_directories=\(folder.path) -c fsync=off "
-                        + "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
-                        + "-c ssl=on -c ssl_cert_file=\(folder.path)/server.pem -c ssl_key_file=\(folder.path)/server.key",
-                    "start",
-                ])
+                try cluster.startServer()
                 return cluster
             } catch {
                 lastError = error
@@ -160,7 +153,29 @@ public final class PostgresCluster: @unchecked Sendable {
         }
     }
 
-    func stop() {
+    /// Starts `postgres` on the cluster's folder and port. Speed over durability: the cluster lives for one test run.
+    func startServer() throws {
+        try run("pg_ctl", [
+            "-D", folder.appendingPathComponent("data").path, "-l", folder.appendingPathComponent("server.log").path, "-w", "-t", "60", "-o",
+            "-c listen_addresses=127.0.0.1 -p \(port) -c unix_socket_directories=\(folder.path) -c fsync=off "
+                + "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200 "
+                + "-c ssl=on -c ssl_cert_file=\(folder.path)/server.pem -c ssl_key_file=\(folder.path)/server.key",
+            "start",
+        ])
+    }
+
+    /// A cluster of the caller's own (one it may restart: `restart(downFor:)`), which it must `stop()`.
+    public static func startPrivate() throws -> PostgresCluster { try start() }
+
+    /// Stops the server (fast shutdown: clients are disconnected), waits, and starts it again on the same port.
+    public func restart(downFor seconds: Double) throws {
+        try run("pg_ctl", ["-D", folder.appendingPathComponent("data").path, "stop", "-m", "fast", "-w"])
+        Thread.sleep(forTimeInterval: seconds)
+        try startServer()
+    }
+
+    /// Stops the server at once and removes its folder.
+    public func stop() {
         _ = try? run("pg_ctl", ["-D", folder.appendingPathComponent("data").path, "stop", "-m", "immediate"])
         try? FileManager.default.removeItem(at: folder)
     }

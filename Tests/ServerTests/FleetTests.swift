@@ -12,10 +12,10 @@ struct FleetTests {
     /// Starts `count` servers on a fresh database of the test cluster and a fresh shared data folder;
     /// `arguments(i)` adds options for server i. Kills them all afterwards.
     static func withFleet<T>(
-        _ count: Int, leaseSeconds: Int = 30, arguments: (Int) -> [String] = { _ in [] },
+        _ count: Int, leaseSeconds: Int = 30, arguments: (Int) -> [String] = { _ in [] }, cluster: PostgresCluster? = nil,
         _ body: ([ServerProcess], PostgresStore) async throws -> T
     ) async throws -> T {
-        let cluster = try #require(PostgresCluster.shared, "PostgreSQL 15 is needed (make test installs postgresql-15)")
+        let cluster = try #require(cluster ?? PostgresCluster.shared, "PostgreSQL 15 is needed (make test installs postgresql-15)")
         let url = try cluster.makeDatabase()
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("descent-fleet-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -92,6 +92,24 @@ struct FleetTests {
         }
 
         var epochs: Int { self == .tiny ? 1 : 10 }
+    }
+
+    @Test("PostgreSQL restarting under a training job: the job still ends succeeded with every epoch once, and the server answers throughout")
+    func databaseRestartMidJob() async throws {
+        let cluster = try PostgresCluster.startPrivate()
+        defer { cluster.stop() }
+        try await Self.withFleet(1, cluster: cluster) { servers, store in
+            let id = try await servers[0].json("POST", "/v1/jobs", body: Self.longJob(epochs: 40))["id"] as! String
+            _ = try await servers[0].waitForJob(id, timeout: 300) { ($0["epoch"] as? Int ?? 0) >= 2 }
+            try cluster.restart(downFor: 3)
+            #expect(try await servers[0].request("GET", "/healthz").status == 200)
+            let job = try await servers[0].waitForJob(id, timeout: 600) { Self.finished.contains($0["status"] as? String ?? "") }
+            #expect(job["status"] as? String == "succeeded", "\(job)\n\(Self.logs(servers))")
+            let metrics = try await servers[0].json("GET", "/v1/jobs/\(id)/metrics")["epochs"] as? [[String: Any]] ?? []
+            #expect(metrics.compactMap { $0["epoch"] as? Int } == Array(1...40), "every epoch once: \(metrics.count) rows")
+            let story = servers[0].log().split(separator: "\n").filter { $0.contains("record") || $0.contains("retrying") || $0.contains("queue") }
+            print("[figures] through a PostgreSQL restart, attempt \(job["attempt"] ?? "?"): \(story.map { $0.suffix(160) }.joined(separator: " | "))")
+        }
     }
 
     /// One server is the baseline of the throughput figures in the README.
