@@ -18,7 +18,11 @@ public func buildApplication(_ configuration: ServerConfiguration) async throws 
 
     let folder = DataFolder(root: configuration.dataDirectory)
     try folder.createFolders()
+    // On a full disk the database may need the reserve's room to open (its WAL): the operator must be able to start the
+    // server and delete things. Put back once it is open, if there is room.
+    folder.releaseReserve()
     let stores = try Stores.open(configuration)
+    folder.restoreReserve()
     logger.info(configuration.requiresAuthentication ? "auth on: /v1 requests need Authorization: Bearer <token>" : "auth off: every request acts for the default tenant")
     if configuration.requiresAuthentication, try stores.tokens.listTokens().allSatisfy(\.isRevoked) {
         logger.warning("auth is on and there is no valid token: every /v1 request will be refused. Make one with descent token create --tenant NAME")

@@ -324,13 +324,15 @@ struct DatasetController {
     @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> Response {
         let id = try context.requireID(.dataset)
         do {
-            guard try datasets.deleteDataset(id: id, tenant: try context.tenant()) else { throw APIError.notFound("dataset", id) }
+            let tenant = try context.tenant()
+            guard try folder.withRoomToDelete({ try datasets.deleteDataset(id: id, tenant: tenant) }) else { throw APIError.notFound("dataset", id) }
         } catch JobStoreError.datasetInUse {
             throw APIError.conflict("dataset \(id) is used by a queued or running job")
         }
         // Every file of the dataset (data, and labels if a second upload gave them), whatever
         // the record said when it was read.
         folder.removeFiles(ofDataset: id)
+        folder.restoreReserve()
         return Response(status: .noContent)
     }
 }

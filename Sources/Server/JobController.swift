@@ -208,8 +208,9 @@ struct JobController {
     @Sendable func delete(_ request: Request, context: AppRequestContext) async throws -> Response {
         let job = try requireJob(context)
         guard job.status.isFinished else { throw APIError.conflict("job \(job.id) is \(job.status.rawValue); cancel it first") }
-        _ = try jobs.deleteJob(id: job.id, tenant: job.tenant)
+        _ = try folder.withRoomToDelete { try jobs.deleteJob(id: job.id, tenant: job.tenant) }
         folder.removeFiles(ofJob: job.id)
+        folder.restoreReserve()
         models.forget(job.id)
         ganModels.forget(job.id)
         return Response(status: .noContent)

@@ -89,6 +89,41 @@ public struct DataFolder: Sendable {
         return removed
     }
 
+    /// A file of `reserveBytes` zeros kept in the data folder: on a disk full to the last byte even a
+    /// delete fails (SQLite writes its WAL to remove a row), so a delete that meets a full disk frees
+    /// this and tries again, and the operator's way out, deleting through the API, stays open.
+    public var reserve: URL { root.appendingPathComponent(".reserve") }
+    public static let reserveBytes = 4 << 20
+
+    /// Removes the reserve; false if there was none.
+    @discardableResult
+    public func releaseReserve() -> Bool { (try? FileManager.default.removeItem(at: reserve)) != nil }
+
+    /// Writes the reserve again if it is missing and the disk has room for it (else leaves none).
+    public func restoreReserve() {
+        guard !FileManager.default.fileExists(atPath: reserve.path) else { return }
+        let temporary = root.appendingPathComponent(".reserve.tmp")
+        do {
+            _ = FileManager.default.createFile(atPath: temporary.path, contents: nil)
+            let handle = try FileHandle(forWritingTo: temporary)
+            defer { try? handle.close() }
+            try handle.write(contentsOf: Data(count: Self.reserveBytes))
+            try handle.synchronize()
+            try FileManager.default.moveItem(at: temporary, to: reserve)
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+        }
+    }
+
+    /// Runs a delete; if it meets a full disk, frees the reserve and runs it once more.
+    public func withRoomToDelete<T>(_ delete: () throws -> T) throws -> T {
+        do {
+            return try delete()
+        } catch where OutOfSpace.describes(error) && releaseReserve() {
+            return try delete()
+        }
+    }
+
     /// Creates the folders owner-only (0700), and makes existing ones so: datasets and models are the
     /// tenants' data. (`descent serve` also sets its umask to 077, so every file in them is 0600.)
     public func createFolders() throws {

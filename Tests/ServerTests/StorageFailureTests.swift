@@ -85,12 +85,12 @@ struct StorageFailureTests {
     @Test("On a full disk an upload answers 507 with the error envelope and leaves no file; deleting frees space and uploads work again",
           .enabled(if: SmallFilesystem.canMount, "mounting a tmpfs needs root"))
     func fullDiskAnswers507() async throws {
-        // 3 MB of CSV per upload on an 8 MiB filesystem that also holds the database: the third does not fit.
+        // 3 MB of CSV per upload on a 12 MiB filesystem that also holds the database and the 4 MiB reserve: the third does not fit.
         var csv = "a,b,y\n"
         var random = SystemRandomNumberGenerator()
         while csv.utf8.count < 3_000_000 { csv += "\(Double.random(in: 0..<1, using: &random)),\(Double.random(in: 0..<1, using: &random)),\(Int.random(in: 0...1, using: &random))\n" }
         let data = Data(csv.utf8)
-        try await SmallFilesystem.with(megabytes: 8) { folder in
+        try await SmallFilesystem.with(megabytes: 12) { folder in
             try await withServer(ServerOptions(fileDatabase: true), folder: folder) { api in
                 var created: [String] = []
                 var full: APIResponse?
@@ -106,8 +106,27 @@ struct StorageFailureTests {
                 #expect(try await api.get("/healthz").status == .ok)
                 #expect(try await api.get("/v1/datasets").json()["datasets"]?.array?.count == 2)
 
+                // Not a byte left: a delete must still go through, or the operator cannot free anything.
+                let filler = folder.appendingPathComponent("filler")
+                _ = FileManager.default.createFile(atPath: filler.path, contents: nil)
+                let handle = try FileHandle(forWritingTo: filler)
+                while (try? handle.write(contentsOf: Data(count: 4096))) != nil {}
+                try? handle.close()
                 #expect(try await api.delete("/v1/datasets/\(created[0])").status == .noContent)
+                try FileManager.default.removeItem(at: filler)
                 #expect(try await api.upload(data, query: "name=again").status == .created, "the space freed is used again")
+            }
+            // Full to the last byte while stopped: the server still starts, and deleting through the API frees space.
+            let filler = folder.appendingPathComponent("filler")
+            _ = FileManager.default.createFile(atPath: filler.path, contents: nil)
+            let handle = try FileHandle(forWritingTo: filler)
+            while (try? handle.write(contentsOf: Data(count: 4096))) != nil {}
+            try? handle.close()
+            try await withServer(ServerOptions(fileDatabase: true), folder: folder) { api in
+                #expect(try await api.get("/healthz").status == .ok)
+                let ids = try await api.get("/v1/datasets").json()["datasets"]?.array?.compactMap { $0["id"]?.string } ?? []
+                #expect(ids.count == 2)
+                for id in ids { #expect(try await api.delete("/v1/datasets/\(id)").status == .noContent) }
             }
         }
     }
