@@ -109,6 +109,7 @@ let package = Package(
                 "Server", "JobStore", "Workers", "Training", "NeuralNetwork", "Datasets", "Tensors", "Optimizers", "MPICollective",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // libFuzzer targets for what the server parses (`make fuzz` builds it with -sanitize=fuzzer -DFUZZING);

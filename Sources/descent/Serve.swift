@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Server
+import ServiceLifecycle
 import Training
 import Workers
 
@@ -22,6 +23,8 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("blas-threads"), help: "OpenBLAS threads (default: cores / workers).") var blasThreads: Int?
     @Option(name: .customLong("blas-core"), help: BLASCore.help) var blasCore = BLASCore.inherit
     @Option(name: .customLong("max-upload-bytes"), help: "Largest dataset upload.") var maxUploadBytes = 512 * 1024 * 1024
+    @Option(name: .customLong("shutdown-timeout"), help: "Seconds a graceful shutdown (SIGTERM) may wait for requests in progress, uploads included, before they are cancelled.")
+    var shutdownTimeout = 30
     @Option(name: .customLong("max-connections"), help: "Connections served at once; more wait until one closes (default: half the open-file limit, at most 4096).")
     var maxConnections: Int?
     @Option(name: .customLong("max-features"), help: "Most features (values) one sample of an uploaded dataset may have.")
@@ -77,7 +80,7 @@ struct Serve: AsyncParsableCommand {
                               ("--max-dataset-bytes-per-tenant", maxDatasetBytesPerTenant), ("--max-epoch-samples", maxEpochSamples),
                               ("--max-model-parameters", maxModelParameters), ("--max-spec-bytes", maxSpecBytes),
                               ("--idle-timeout", idleTimeout), ("--mpi-stall-timeout", mpiStallTimeout),
-                              ("--job-stall-timeout", jobStallTimeout), ("--max-features", maxFeatures), ("--upload-timeout", uploadTimeout), ("--max-mpi-processes", maxMPIProcesses), ("--max-mpi-processes-per-tenant", maxMPIProcessesPerTenant)] where value < 1 {
+                              ("--job-stall-timeout", jobStallTimeout), ("--max-features", maxFeatures), ("--shutdown-timeout", shutdownTimeout), ("--upload-timeout", uploadTimeout), ("--max-mpi-processes", maxMPIProcesses), ("--max-mpi-processes-per-tenant", maxMPIProcessesPerTenant)] where value < 1 {
             throw ValidationError("\(flag) must be positive, got \(value)")
         }
         guard leaseSeconds >= 1 else { throw ValidationError("--lease-seconds must be at least 1, got \(leaseSeconds)") }
@@ -129,7 +132,13 @@ struct Serve: AsyncParsableCommand {
         logger.info("OpenBLAS kernels: \(BLASCore.description)")
         logger.info("open-file limit \(openFiles); serving at most \(configuration.maxConnections ?? 0) connections at once")
         do {
-            try await buildApplication(configuration).runService()
+            // SIGTERM and SIGINT shut down gracefully (jobs handed back, requests finished), but a slow upload
+            // or a stalled client may not hold a rolling deploy: past --shutdown-timeout what is left is cancelled.
+            var group = ServiceGroupConfiguration(services: [try await buildApplication(configuration)],
+                                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            group.maximumGracefulShutdownDuration = .seconds(shutdownTimeout)
+            group.maximumCancellationDuration = .seconds(10)
+            try await ServiceGroup(configuration: group).run()
         } catch let error as ServerStartError {
             logger.critical("\(error.description)")
             throw ExitCode.failure

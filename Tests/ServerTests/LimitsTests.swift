@@ -259,6 +259,21 @@ struct LimitsTests {
         }
     }
 
+    @Test("SIGTERM with an upload stalled halfway: the server exits within --shutdown-timeout, not when the client gives up, and leaves no partial file")
+    func shutdownDoesNotWaitForSlowUploads() async throws {
+        try await ServerProcess.withFresh("slow-upload", arguments: ["--shutdown-timeout", "2"]) { server in
+            let connection = try RawConnection(port: server.port, receiveTimeout: 90)
+            connection.send("POST /v1/datasets?name=slow HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\nContent-Length: 100000\r\n\r\na,b,y\n1,2,0\n")
+            try await Task.sleep(for: .milliseconds(500))
+            let seconds = try await server.stop(with: SIGTERM, timeout: 30)
+            print("[figures] SIGTERM with a stalled upload: exited after \(String(format: "%.1f", seconds)) s (--shutdown-timeout 2)")
+            #expect(seconds < 15, "the stalled upload held the shutdown for \(seconds) s")
+            let files = try FileManager.default.contentsOfDirectory(atPath: server.dataFolder.appendingPathComponent("datasets").path)
+            #expect(files.isEmpty, "\(files)")
+            withExtendedLifetime(connection) {}
+        }
+    }
+
     @Test("a dataset upload that does not arrive whole within --upload-timeout is a 408 and leaves no file")
     func slowUploadTimesOut() async throws {
         try await withServer(ServerOptions(configure: { $0.uploadTimeout = .seconds(1) }), setup: .live) { api in
