@@ -18,7 +18,11 @@ BLAS_CORE ?= inherit
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := csv npy idx gzip json spec
 
-.PHONY: deps test-deps install-packages build serve test bench clean fuzz
+.PHONY: deps test-deps install-packages build serve test bench clean fuzz sanitize
+
+# The suite under a sanitizer, in a build folder of its own: SANITIZER=address (ASan and LeakSanitizer) or
+# thread (TSan); FILTER narrows it to the tests whose names match (swift test --filter).
+SANITIZER ?= address
 
 deps:
 	@$(MAKE) --no-print-directory install-packages PACKAGES="$(SYSTEM_PACKAGES)"
@@ -45,11 +49,14 @@ test: test-deps
 	swift test
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(if $(CI),20,10)
 
+sanitize: test-deps
+	swift test --scratch-path .build-$(SANITIZER) --sanitize=$(SANITIZER) $(if $(FILTER),--filter '$(FILTER)',)
+
 # Each target in turn for FUZZ_SECONDS, from the committed corpus (new inputs go to .build-fuzz/corpus, not the
-# repository); a crash, a leak report, a timeout or an input over the memory limit fails the run and leaves
-# the input in .build-fuzz/crashes/.
+# repository), under AddressSanitizer: a crash, a memory error, a leak report, a timeout or an input over the
+# memory limit fails the run and leaves the input in .build-fuzz/crashes/.
 fuzz: deps
-	swift build --product descent-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING -Xswiftc -parse-as-library
+	swift build --product descent-fuzz --scratch-path .build-fuzz -Xswiftc -sanitize=fuzzer,address -Xswiftc -DFUZZING -Xswiftc -parse-as-library
 	@rm -rf .build-fuzz/crashes && mkdir -p .build-fuzz/crashes
 	@set -e; for target in $(FUZZ_TARGETS); do \
 	  mkdir -p .build-fuzz/corpus/$$target; \
@@ -65,4 +72,4 @@ bench: build
 	.build/release/descent bench all --blas-core $(BLAS_CORE) $(if $(TORCH),--torch $(TORCH),)
 
 clean:
-	rm -rf .build .build-fuzz
+	rm -rf .build .build-fuzz .build-address .build-thread

@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import Hummingbird
 import NeuralNetwork
 
@@ -75,12 +76,13 @@ struct JSONBodyLimits: Sendable {
     var what = "the request body"
 }
 
-/// Runs CPU-heavy work (parsing a large body, loading or running a model) on a Dispatch thread: Swift's
-/// cooperative pool has one thread per core, and work that holds one delays every other request, `/healthz` included.
+/// Runs CPU-heavy work (parsing a large body or an upload, loading, running or exporting a model) on NIO's
+/// thread pool, one thread per core: Swift's cooperative pool has one thread per core too, and work that holds
+/// one delays every other request, `/healthz` included. Not Dispatch's global queue: on Linux the cooperative
+/// pool and the global queues share Dispatch's threads, and four 15 MB predictions run there kept `/healthz`
+/// waiting for seconds (p99 5.1 s, against 6.3 ms on this pool; `scripts/healthz_under_predict.py`).
 func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
-    }
+    try await NIOThreadPool.singleton.runIfActive(work)
 }
 
 /// Runs `work` (reading a request body) and answers 408 if it has not finished within `timeout`, so a
@@ -127,17 +129,21 @@ extension Request {
         }
         let buffer = try await collectBody(limit: limits.maxBytes, what: limits.what, timeout: limits.timeout)
         guard buffer.readableBytes > 0 else { throw APIError.badRequest("the request body is empty; send a JSON object", code: "empty_body") }
-        // Before parsing: the parser and the checkers recurse, so depth is bounded first.
-        if JSONNesting.exceeds(limits.maxDepth, in: buffer.readableBytesView) {
-            throw APIError(status: .unprocessableContent, code: "too_deep",
-                           message: "the JSON body nests arrays and objects deeper than the limit of \(limits.maxDepth) levels",
-                           details: [SpecIssue(path: "body", message: "nests arrays and objects deeper than the limit of \(limits.maxDepth) levels")])
-        }
         let data = Data(buffer.readableBytesView)
-        // A large body takes a while to parse: off the cooperative threads (see `offCooperativePool`); a
+        let maxDepth = limits.maxDepth
+        // Before parsing: the parser and the checkers recurse, so depth is bounded first.
+        @Sendable func parse() throws -> JSONValue {
+            if JSONNesting.exceeds(maxDepth, in: data) {
+                throw APIError(status: .unprocessableContent, code: "too_deep",
+                               message: "the JSON body nests arrays and objects deeper than the limit of \(maxDepth) levels",
+                               details: [SpecIssue(path: "body", message: "nests arrays and objects deeper than the limit of \(maxDepth) levels")])
+            }
+            return try JSONValue.parse(data)
+        }
+        // A large body takes a while to scan and parse: off the cooperative threads (see `offCooperativePool`); a
         // small one (every spec) parses in microseconds where it is.
         do {
-            return data.count > 256 * 1024 ? try await offCooperativePool { try JSONValue.parse(data) } : try JSONValue.parse(data)
+            return data.count > 256 * 1024 ? try await offCooperativePool(parse) : try parse()
         } catch let issue as SpecIssue {
             // Well-formed JSON with a key given twice is a 422 naming the key; anything else is malformed (400).
             if !issue.path.isEmpty { throw APIError.invalid([issue]) }

@@ -284,29 +284,22 @@ struct DatasetController {
         }
     }
 
-    /// Parsing is CPU work: keep it off the event loop. Also says whether the file is gzip.
+    /// Parsing is CPU work: off the cooperative threads (`offCooperativePool`). Also says whether the file is gzip.
     private static func parseOffLoop(_ url: URL, _ kind: UploadKind, maxBytes: Int) async throws -> (ParsedUpload, compressed: Bool) {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                do throws(DatasetError) {
-                    switch kind {
-                    case .csv(let target, let task):
-                        continuation.resume(returning: (.table(try CSVParser.parse(contentsOf: url, target: target, task: task)), false))
-                    case .npyTable(let task):
-                        let data = try ArrayFormat.contents(of: url)
-                        continuation.resume(returning: (.table(try NPYParser.readTable(data: data, task: task, maxBytes: maxBytes)),
-                                                        Gzip.isCompressed(data)))
-                    case .samples(let format):
-                        let data = try ArrayFormat.contents(of: url)
-                        continuation.resume(returning: (.samples(try format.readSamples(data: data, maxBytes: maxBytes)), Gzip.isCompressed(data)))
-                    case .labels(let format, _, let task):
-                        let data = try ArrayFormat.contents(of: url)
-                        let labels = try format.readLabels(data: data, maxBytes: maxBytes)
-                        continuation.resume(returning: (.labels(try DatasetTargets(labels: labels, task: task)), Gzip.isCompressed(data)))
-                    }
-                } catch {
-                    continuation.resume(throwing: error)
-                }
+        try await offCooperativePool {
+            switch kind {
+            case .csv(let target, let task):
+                return (.table(try CSVParser.parse(contentsOf: url, target: target, task: task)), false)
+            case .npyTable(let task):
+                let data = try ArrayFormat.contents(of: url)
+                return (.table(try NPYParser.readTable(data: data, task: task, maxBytes: maxBytes)), Gzip.isCompressed(data))
+            case .samples(let format):
+                let data = try ArrayFormat.contents(of: url)
+                return (.samples(try format.readSamples(data: data, maxBytes: maxBytes)), Gzip.isCompressed(data))
+            case .labels(let format, _, let task):
+                let data = try ArrayFormat.contents(of: url)
+                let labels = try format.readLabels(data: data, maxBytes: maxBytes)
+                return (.labels(try DatasetTargets(labels: labels, task: task)), Gzip.isCompressed(data))
             }
         }
     }

@@ -14,20 +14,15 @@ enum ModelFormat {
 
 extension JobController {
     /// The model saved in `data` (any stage) as an ONNX file; a GAN's generator for a GAN job. A model the
-    /// exporter cannot express is a 409 naming the layer. Loading and exporting run on a Dispatch thread:
-    /// a big model takes a while, and the cooperative threads must keep answering other requests.
+    /// exporter cannot express is a 409 naming the layer. Loading and exporting run off the cooperative
+    /// threads (`offCooperativePool`): a big model takes a while, and they must keep answering other requests.
     func onnxExport(of data: Data, job: JobRecord) async throws -> Data {
         let name = job.name ?? job.id
-        let result: Result<Data, any Error> = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: Result {
-                    if GANModel.isGAN(data) { return try ONNXExport.export(generatorOf: GANModel.load(data), name: name) }
-                    return try ONNXExport.export(TrainedModel.load(data), name: name)
-                })
-            }
-        }
         do {
-            return try result.get()
+            return try await offCooperativePool {
+                if GANModel.isGAN(data) { return try ONNXExport.export(generatorOf: GANModel.load(data), name: name) }
+                return try ONNXExport.export(TrainedModel.load(data), name: name)
+            }
         } catch let error as ONNXExportError {
             throw APIError.notExportable(error)
         }

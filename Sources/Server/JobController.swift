@@ -313,18 +313,39 @@ struct JobController {
         try refusePredictionOfGAN(job)
         let url = try requireModelFile(job)
         let json = try await request.decodeJSONBody(predictionBody)
+        // Reading 28 000 rows out of the JSON, running the model and encoding its outputs are CPU work: all of it
+        // off the cooperative threads, which answer everyone (/healthz included).
+        return try await offCooperativePool { [models] in
+            let rows = try Self.predictionRows(json)
+            let prediction: TrainedModel.Prediction
+            do {
+                prediction = try models.model(jobId: job.id, url: url).predict(rows)
+            } catch let error as TrainedModel.InputError {
+                throw APIError.invalid([SpecIssue(path: error.path, message: error.message)], message: "the request is invalid")
+            }
+            return jsonResponse([
+                "outputs": .array(prediction.outputs.map { .array($0.map { JSONValue($0) }) }),
+                "predictions": .array(prediction.predictions),
+            ])
+        }
+    }
+
+    /// The `inputs` of a `/predict` body, each a list of numbers; a 422 naming each bad element.
+    static func predictionRows(_ json: JSONValue) throws -> [[Double]] {
         let diagnostics = SpecDiagnostics()
         guard let body = ObjectReader(json, path: "", diagnostics: diagnostics, allowedKeys: ["inputs"]) else {
             throw APIError.invalid(diagnostics.issues, message: "the request is invalid")
         }
         var rows: [[Double]] = []
         if let items = body.array("inputs") {
+            rows.reserveCapacity(items.count)
             for (index, item) in items.enumerated() {
                 guard case .array(let values) = item else {
                     diagnostics.report("inputs[\(index)]", "must be an array of numbers, got \(item.kindName)")
                     continue
                 }
                 var row: [Double] = []
+                row.reserveCapacity(values.count)
                 for (position, value) in values.enumerated() {
                     guard case .number(let number) = value else {
                         diagnostics.report("inputs[\(index)][\(position)]", "must be a number, got \(value.kindName)")
@@ -338,17 +359,7 @@ struct JobController {
             body.report("inputs", "is required: a list of samples, each a list of numbers")
         }
         guard diagnostics.isEmpty else { throw APIError.invalid(diagnostics.issues, message: "the request is invalid") }
-        let prediction: TrainedModel.Prediction
-        do {
-            // Loading a model and running it are CPU work: off the cooperative threads, which answer everyone.
-            prediction = try await offCooperativePool { [models, rows] in try models.model(jobId: job.id, url: url).predict(rows) }
-        } catch let error as TrainedModel.InputError {
-            throw APIError.invalid([SpecIssue(path: error.path, message: error.message)], message: "the request is invalid")
-        }
-        return jsonResponse([
-            "outputs": .array(prediction.outputs.map { .array($0.map { JSONValue($0) }) }),
-            "predictions": .array(prediction.predictions),
-        ])
+        return rows
     }
 }
 

@@ -199,6 +199,8 @@ extension JSONValue {
 /// escapes skipped) that needs no parse, so text nested too deep is refused before a parser recurses.
 public enum JSONNesting {
     /// Whether some array or object lies deeper than `limit` levels (the outermost is level 1).
+    /// Inlinable, so callers get it specialized for their collection rather than a generic call per byte.
+    @inlinable
     public static func exceeds(_ limit: Int, in bytes: some Collection<UInt8>) -> Bool {
         var depth = 0
         var inString = false
