@@ -16,15 +16,11 @@ import argparse
 import json
 import os
 import random
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-from load import Client, free_port, percentile
+from load import Client, percentile, start_server
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -57,25 +53,9 @@ def main():
     parser.add_argument("--digits", default=os.path.join(ROOT, "..", "shared", "datasets", "digits.csv"))
     args = parser.parse_args()
 
-    if not os.path.exists(args.binary):
-        sys.exit(f"no server binary at {args.binary}; build it with `swift build -c release --product descent`")
-    data_dir = tempfile.mkdtemp(prefix="descent-healthz-")
-    port = free_port()
-    log = open(os.path.join(data_dir, "server.log"), "w")
-    server = subprocess.Popen([args.binary, "serve", "--port", str(port), "--data-dir", os.path.join(data_dir, "data"),
-                               "--log-level", "warning"], stdout=log, stderr=log)
+    port, _, stop_server = start_server(args.binary, "descent-healthz-")
     try:
         admin = Client(port)
-        deadline = time.time() + 30
-        while True:
-            try:
-                if admin.request("GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                sys.exit("the server did not start")
-            time.sleep(0.1)
         with open(args.digits, "rb") as f:
             status, body = admin.request("POST", "/v1/datasets?name=digits", f.read(), "text/csv")
         assert status == 201, body
@@ -118,14 +98,7 @@ def main():
         if failures or percentile(loaded, 0.99) > args.budget_ms:
             sys.exit(1)
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-        shutil.rmtree(data_dir, ignore_errors=True)
-
+        stop_server()
 
 if __name__ == "__main__":
     main()

@@ -86,21 +86,15 @@ def rss_kib(pid):
     return None
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--binary", default=os.path.join(ROOT, ".build/release/descent"))
-    parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--duration", type=float, default=60)
-    parser.add_argument("--submit-every", type=int, default=20, help="each client submits a small job every N iterations")
-    parser.add_argument("--digits", default=os.path.join(ROOT, "..", "shared", "datasets", "digits.csv"))
-    args = parser.parse_args()
-
-    if not os.path.exists(args.binary):
-        sys.exit(f"no server binary at {args.binary}; build it with `swift build -c release --product descent`")
-    data_dir = tempfile.mkdtemp(prefix="descent-load-")
+def start_server(binary, prefix):
+    """Starts `binary serve` on a free port and a fresh data folder and waits for /healthz; returns the port,
+    the process and a function that stops it (SIGTERM, then SIGKILL after 15 s) and removes the folder."""
+    if not os.path.exists(binary):
+        sys.exit(f"no server binary at {binary}; build it with `swift build -c release --product descent`")
+    data_dir = tempfile.mkdtemp(prefix=prefix)
     port = free_port()
     log = open(os.path.join(data_dir, "server.log"), "w")
-    server = subprocess.Popen([args.binary, "serve", "--port", str(port), "--data-dir", os.path.join(data_dir, "data"),
+    server = subprocess.Popen([binary, "serve", "--port", str(port), "--data-dir", os.path.join(data_dir, "data"),
                                "--log-level", "warning"], stdout=log, stderr=log)
 
     def stop_server(*_):
@@ -112,20 +106,33 @@ def main():
                 server.kill()
         shutil.rmtree(data_dir, ignore_errors=True)
 
+    client = Client(port)
+    deadline = time.time() + 30
+    while True:
+        try:
+            if client.request("GET", "/healthz")[0] == 200:
+                return port, server, stop_server
+        except OSError:
+            pass
+        if time.time() > deadline:
+            stop_server()
+            sys.exit("the server did not start")
+        time.sleep(0.1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--binary", default=os.path.join(ROOT, ".build/release/descent"))
+    parser.add_argument("--clients", type=int, default=100)
+    parser.add_argument("--duration", type=float, default=60)
+    parser.add_argument("--submit-every", type=int, default=20, help="each client submits a small job every N iterations")
+    parser.add_argument("--digits", default=os.path.join(ROOT, "..", "shared", "datasets", "digits.csv"))
+    args = parser.parse_args()
+
+    port, server, stop_server = start_server(args.binary, "descent-load-")
     signal.signal(signal.SIGINT, lambda *_: (stop_server(), sys.exit(130)))
     try:
         admin = Client(port)
-        deadline = time.time() + 30
-        while True:
-            try:
-                if admin.request("GET", "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                sys.exit("the server did not start")
-            time.sleep(0.1)
-
         with open(args.digits, "rb") as f:
             status, body = admin.request("POST", "/v1/datasets?name=digits", f.read(), "text/csv")
         assert status == 201, body
