@@ -50,7 +50,8 @@ test: test-deps
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(if $(CI),20,10)
 
 sanitize: test-deps
-	swift test --scratch-path .build-$(SANITIZER) --sanitize=$(SANITIZER) $(if $(FILTER),--filter '$(FILTER)',)
+	LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/lsan-suppressions.txt \
+	  swift test --scratch-path .build-$(SANITIZER) --sanitize=$(SANITIZER) $(if $(FILTER),--filter '$(FILTER)',)
 
 # Each target in turn for FUZZ_SECONDS, from the committed corpus (new inputs go to .build-fuzz/corpus, not the
 # repository), under AddressSanitizer: a crash, a memory error, a leak report, a timeout or an input over the

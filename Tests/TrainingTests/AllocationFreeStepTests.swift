@@ -7,7 +7,7 @@ import Testing
 /// A training step allocates nothing: every buffer a step needs is made by the first batches and
 /// reused. Measured as what it implies: an epoch of 3× as many batches makes exactly as many heap
 /// allocations (counted on the training thread) as the shorter one, so none of them is per step.
-@Suite("Allocation-free training steps")
+@Suite("Allocation-free training steps", .enabled(if: allocation_counter_is_active() != 0, "a sanitizer build counts no allocations"))
 struct AllocationFreeStepTests {
     /// Models and optimizers that cover the layer families and the optimizer kinds; `rows` is
     /// one epoch's training rows of the shorter run (a multiple of the batch size, 16).

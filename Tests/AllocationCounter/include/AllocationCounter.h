@@ -13,5 +13,7 @@ void allocation_counter_start(void);
 long allocation_counter_stop(void);
 /// The allocations OpenBLAS's own code made on this thread in the last counted span.
 long allocation_counter_blas_allocations(void);
+/// 0 when built under a sanitizer, whose own malloc replaces the counter's: nothing is counted.
+int allocation_counter_is_active(void);
 
 #endif
