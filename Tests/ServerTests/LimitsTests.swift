@@ -254,8 +254,9 @@ struct LimitsTests {
             let submitted = await open.read(until: "job_")
             #expect(submitted?.hasPrefix("HTTP/1.1 201") == true, "\(submitted ?? "no answer")")
             let id = try #require(submitted?.firstMatch(of: /"id":"(job_[a-z0-9]+)"/)?.1)
+            // Closed now: a new connection would wait behind them in the listen backlog until they time out.
             withExtendedLifetime(idle) {}
-            #expect(try await server.waitForJob(String(id)) { ["succeeded", "failed"].contains($0["status"] as? String) }["status"] as? String == "succeeded")
+            #expect(try await server.waitForJob(String(id), timeout: 300) { ["succeeded", "failed"].contains($0["status"] as? String) }["status"] as? String == "succeeded")
         }
     }
 

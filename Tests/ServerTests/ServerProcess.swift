@@ -134,8 +134,9 @@ final class ServerProcess: @unchecked Sendable {
         return ((response as? HTTPURLResponse)?.statusCode ?? 0, data)
     }
 
+    /// A JSON answer; waits up to a minute, as the whole suite shares two cores with the server.
     func json(_ method: String, _ path: String, body: Data? = nil, contentType: String = "application/json") async throws -> [String: Any] {
-        let (status, data) = try await request(method, path, body: body, contentType: contentType)
+        let (status, data) = try await request(method, path, body: body, contentType: contentType, timeout: 60)
         guard (200..<300).contains(status), let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw ProcessFailure("\(method) \(path) answered \(status): \(String(decoding: data, as: UTF8.self))")
         }
