@@ -102,17 +102,7 @@ public struct DataFolder: Sendable {
     /// Writes the reserve again if it is missing and the disk has room for it (else leaves none).
     public func restoreReserve() {
         guard !FileManager.default.fileExists(atPath: reserve.path) else { return }
-        let temporary = root.appendingPathComponent(".reserve.tmp")
-        do {
-            _ = FileManager.default.createFile(atPath: temporary.path, contents: nil)
-            let handle = try FileHandle(forWritingTo: temporary)
-            defer { try? handle.close() }
-            try handle.write(contentsOf: Data(count: Self.reserveBytes))
-            try handle.synchronize()
-            try FileManager.default.moveItem(at: temporary, to: reserve)
-        } catch {
-            try? FileManager.default.removeItem(at: temporary)
-        }
+        try? Self.writeAtomically(Data(count: Self.reserveBytes), to: reserve)
     }
 
     /// Runs a delete; if it meets a full disk, frees the reserve and runs it once more.
